@@ -1,0 +1,51 @@
+"""What every command shares: the --database option and one-line errors."""
+
+import logging
+import traceback
+
+from smiley_like import config
+from smiley_like.errors import SmileyError
+
+LOG = logging.getLogger(__name__)
+
+#: Exit status for our own failures (bad input, unusable database).
+ERROR_EXIT = 2
+
+
+def add_database_option(parser, settings):
+    parser.add_argument(
+        "--database", default=settings.database, metavar="PATH_OR_URL",
+        help="run database: a file path or an SQLAlchemy URL (default: %(default)s; "
+             f"environment: {config.ENV_PREFIX}DATABASE)")
+
+
+class ErrorsAsOneLine:
+    """Mixin for cliff commands: a SmileyError is one line on stderr and exit status 2.
+
+    With the app's ``--debug`` the traceback is printed too.  Unexpected
+    exceptions are reported the same way, marked as internal errors.
+    """
+
+    def run(self, parsed_args):
+        try:
+            return super().run(parsed_args)
+        except SmileyError as error:
+            self._report(str(error))
+        except BrokenPipeError:
+            raise  # the reader went away (| head): cliff exits quietly
+        except Exception as error:
+            self._report(f"internal error: {type(error).__name__}: {error}")
+        return ERROR_EXIT
+
+    def _report(self, text):
+        if self.app.options.debug:
+            traceback.print_exc(file=self.app.stderr)
+        self.app.stderr.write(f"smiley-like: {text}\n")
+        self.app.stderr.flush()
+
+    @property
+    def settings(self):
+        settings = getattr(self.app, "_smiley_settings", None)
+        if settings is None:
+            settings = self.app._smiley_settings = config.load()
+        return settings

@@ -1,0 +1,62 @@
+"""``smiley-like replay``: what happened, event by event, with source and locals."""
+
+import sys
+
+from cliff.command import Command
+
+from smiley_like import replay
+from smiley_like.commands.base import ErrorsAsOneLine, add_database_option
+from smiley_like.render.console import ConsoleRenderer
+from smiley_like.store import queries
+from smiley_like.store.engine import open_store
+
+
+class Replay(ErrorsAsOneLine, Command):
+    """Print a recorded run's events in order, with source lines and changed locals."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        add_database_option(parser, self.settings)
+        parser.add_argument("run", metavar="RUN", help="run id, unique prefix, or 'last'")
+        parser.add_argument("--thread", action="append", default=[], metavar="NAME_OR_NO",
+                            help="only this thread (name or number; repeatable)")
+        parser.add_argument("--function", action="append", default=[], metavar="NAME",
+                            help="only events in this function (name, qualified name or "
+                                 "glob; repeatable)")
+        parser.add_argument("--file", action="append", default=[], metavar="GLOB",
+                            help="only events in files matching this (repeatable)")
+        parser.add_argument("--from", dest="start", type=int, metavar="SEQ",
+                            help="start at this sequence number")
+        parser.add_argument("--to", dest="stop", type=int, metavar="SEQ",
+                            help="stop after this sequence number")
+        parser.add_argument("--no-locals", dest="show_locals", action="store_false",
+                            help="leave out arguments, locals and return values")
+        parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                            help="colour the output (default: auto, on a terminal)")
+        return parser
+
+    def take_action(self, parsed_args):
+        store = open_store(parsed_args.database)
+        try:
+            run_id = queries.resolve_run(store, parsed_args.run)
+            run = queries.run(store, run_id)
+            threads = queries.threads(store, run_id)
+            out = self.app.stdout
+            color = parsed_args.color == "always" or (
+                parsed_args.color == "auto" and getattr(out, "isatty", lambda: False)())
+            renderer = ConsoleRenderer(
+                out, queries.files(store, run_id), cwd=run.cwd,
+                show_locals=parsed_args.show_locals,
+                thread_names={t.thread_no: t.name for t in threads} if len(threads) > 1
+                else None,
+                color=color)
+            for event in replay.events(store, run_id, start=parsed_args.start,
+                                       stop=parsed_args.stop, threads=parsed_args.thread,
+                                       functions=parsed_args.function,
+                                       files=parsed_args.file):
+                renderer.write(event)
+        finally:
+            store.close()
+        if hasattr(out, "flush"):
+            out.flush()
+        return 0

@@ -1,0 +1,134 @@
+"""``smiley-like list``, ``show`` and ``delete``: the recorded runs."""
+
+import json
+import time
+
+from cliff.command import Command
+from cliff.lister import Lister
+from cliff.show import ShowOne
+
+from smiley_like.commands.base import ErrorsAsOneLine, add_database_option
+from smiley_like.store import queries
+from smiley_like.store.engine import open_store
+
+RUN_COLUMNS = ("Run", "Command", "Started", "Duration", "Ended", "Events")
+
+
+def _when(stamp):
+    if stamp is None:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
+def _duration(run):
+    if run.started_at is None or run.ended_at is None:
+        return ""
+    return f"{run.ended_at - run.started_at:.3f}s"
+
+
+def _command(run):
+    try:
+        return " ".join(json.loads(run.command))
+    except ValueError:
+        return run.command
+
+
+def ended(run):
+    """How a run ended, in a few words."""
+    if run.status == "running":
+        text = "running"
+    elif run.status == "finished":
+        text = f"exit {run.exit_code}"
+    elif run.status == "error":
+        text = f"{run.exc_type} (exit {run.exit_code})"
+    elif run.status == "interrupted":
+        text = "interrupted (KeyboardInterrupt)"
+    elif run.status == "abrupt":
+        text = "abruptly" + (f" (exit {run.exit_code})" if run.exit_code is not None else "")
+    else:
+        text = run.status
+    if run.lost_events:
+        text += f", incomplete: {run.lost_events} events lost"
+    return text
+
+
+class ListRuns(ErrorsAsOneLine, Lister):
+    """List recorded runs, newest first."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        add_database_option(parser, self.settings)
+        return parser
+
+    def take_action(self, parsed_args):
+        store = open_store(parsed_args.database)
+        try:
+            rows = queries.runs(store)
+        finally:
+            store.close()
+        return RUN_COLUMNS, [(run.id, _command(run), _when(run.started_at), _duration(run),
+                              ended(run), run.event_count) for run in rows]
+
+
+class ShowRun(ErrorsAsOneLine, ShowOne):
+    """Show one run in detail, with its error and traceback if it failed."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        add_database_option(parser, self.settings)
+        parser.add_argument("run", metavar="RUN", help="run id, unique prefix, or 'last'")
+        return parser
+
+    def take_action(self, parsed_args):
+        store = open_store(parsed_args.database)
+        try:
+            run_id = queries.resolve_run(store, parsed_args.run)
+            run = queries.run(store, run_id)
+            threads = queries.threads(store, run_id)
+            files = queries.files(store, run_id)
+        finally:
+            store.close()
+        fields = {
+            "Run": run.id,
+            "Command": _command(run),
+            "Directory": run.cwd,
+            "Started": _when(run.started_at),
+            "Ended at": _when(run.ended_at),
+            "Duration": _duration(run),
+            "Ended": ended(run),
+            "Status": run.status,
+            "Exit code": run.exit_code,
+            "Exception": f"{run.exc_type}: {run.exc_message}" if run.exc_type else "",
+            "Python": run.python,
+            "Host": run.hostname,
+            "Pid": run.pid,
+            "Events": run.event_count,
+            "Lost events": run.lost_events,
+            "Threads": ", ".join(f"{t.thread_no}:{t.name}" for t in threads),
+            "Files": "\n".join(path for path, _ in files.values()),
+            "Notes": "\n".join(json.loads(run.notes or "[]")),
+            "Traceback": (run.traceback or "").rstrip("\n"),
+        }
+        return tuple(fields), tuple(fields.values())
+
+
+class DeleteRuns(ErrorsAsOneLine, Command):
+    """Delete runs and everything recorded for them."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        add_database_option(parser, self.settings)
+        parser.add_argument("runs", nargs="+", metavar="RUN",
+                            help="run id, unique prefix, or 'last'")
+        return parser
+
+    def take_action(self, parsed_args):
+        store = open_store(parsed_args.database)
+        try:
+            run_ids = list(dict.fromkeys(queries.resolve_run(store, ref)
+                                         for ref in parsed_args.runs))
+            queries.delete_runs(store, run_ids)
+        finally:
+            store.close()
+        for run_id in run_ids:
+            self.app.stdout.write(f"deleted {run_id}\n")

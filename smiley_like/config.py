@@ -1,0 +1,54 @@
+"""One settings object: defaults < [smiley_like] in setup.cfg/tox.ini < SMILEY_LIKE_* environment.
+
+The command line has the last word: commands use these settings as their
+argparse defaults.
+"""
+
+import configparser
+import dataclasses
+import os
+
+DEFAULT_DATABASE = ".smiley_like.db"
+DEFAULT_SOCKET = "tcp://127.0.0.1:5556"
+ENV_PREFIX = "SMILEY_LIKE_"
+CONFIG_FILES = ("setup.cfg", "tox.ini")
+SECTION = "smiley_like"
+
+
+@dataclasses.dataclass
+class Settings:
+    """Everything a user can set once instead of on every command line."""
+
+    database: str = DEFAULT_DATABASE
+    socket: str = DEFAULT_SOCKET
+    max_repr: int = 200
+    max_depth: int = 4
+    repr_timeout: float = 2.0
+    flush_timeout: float = 5.0
+
+
+def _coerce(field, text):
+    return field.type(text) if isinstance(field.type, type) else text
+
+
+def load(directory="."):
+    """Return the settings for a command run in *directory*."""
+    settings = Settings()
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    for name in CONFIG_FILES:
+        parser = configparser.ConfigParser()
+        try:
+            parser.read(os.path.join(directory, name), encoding="utf-8")
+        except configparser.Error:
+            continue
+        if parser.has_section(SECTION):
+            for key, text in parser.items(SECTION):
+                key = key.replace("-", "_")
+                if key in fields:
+                    setattr(settings, key, _coerce(fields[key], text))
+            break
+    for key, field in fields.items():
+        text = os.environ.get(ENV_PREFIX + key.upper())
+        if text:
+            setattr(settings, key, _coerce(field, text))
+    return settings

@@ -1,0 +1,73 @@
+"""Plain records that travel from the tracer to the store and back out to readers.
+
+The tracer emits events as tuples, because building a tuple is the cheapest thing
+the hot path can do; these constants name their positions.  Readers get the
+richer :class:`Event`, with the call tree filled in.
+"""
+
+import dataclasses
+import typing
+
+#: Event kinds, in settrace's own words.  The integers are what the wire and the
+#: store hold.
+CALL, LINE, RETURN, EXCEPTION = 0, 1, 2, 3
+KIND_NAMES = ("call", "line", "return", "exception")
+KINDS = {name: number for number, name in enumerate(KIND_NAMES)}
+
+# Positions in an event tuple as the tracer builds it:
+#   call:       (CALL, thread_no, t_ns, line_no, args, code_id)
+#   line:       (LINE, thread_no, t_ns, line_no, changed_locals)
+#   return:     (RETURN, thread_no, t_ns, line_no, value_text, changed_locals)
+#   exception:  (EXCEPTION, thread_no, t_ns, line_no, [type_name, message])
+# ``args`` and ``changed_locals`` map names to text; a name mapped to None was
+# deleted.  ``changed_locals`` is None when nothing changed.  A line event's
+# changes are what the frame's previous line did (settrace reports a line
+# before it runs); a return event's changes are what its last line did.
+# ``args`` is None for module bodies, whose "arguments" would be their globals.
+KIND, THREAD, TIME, LINE_NO, VALUE, CODE = range(6)
+CHANGES = 5  # position of a return event's changed locals
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Code:
+    """A traced function (a code object) of one run."""
+
+    code_id: int
+    file_no: int
+    path: str
+    name: str
+    first_line: int
+
+
+class Event(typing.NamedTuple):
+    """One recorded event, as readers see it."""
+
+    seq: int
+    kind: int
+    thread_no: int
+    t_ns: int
+    call_id: int
+    parent_id: int | None
+    depth: int
+    code: Code
+    line_no: int
+    value: typing.Any
+    changes: dict | None = None  # a return event's changed locals
+
+    @property
+    def kind_name(self):
+        return KIND_NAMES[self.kind]
+
+
+@dataclasses.dataclass(slots=True)
+class RunEnd:
+    """How a traced program ended; sent by the tracer, stored with the run."""
+
+    status: str  # "finished", "error", "interrupted", "abrupt"
+    exit_code: int | None = None
+    exc_type: str | None = None
+    exc_message: str | None = None
+    traceback: str | None = None
+    ended_at: float | None = None
+    notes: list = dataclasses.field(default_factory=list)
+    lost: int = 0

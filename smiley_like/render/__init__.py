@@ -1,0 +1,1 @@
+"""Output for people: console text now, HTML later."""

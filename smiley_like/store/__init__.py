@@ -1,0 +1,1 @@
+"""The run database: schema, engine, writer (one batch, one transaction) and queries."""

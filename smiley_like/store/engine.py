@@ -1,0 +1,133 @@
+"""Opening a run database: URL, pragmas, schema checks, and driver errors turned into ours."""
+
+import contextlib
+import logging
+import os
+
+import sqlalchemy
+from sqlalchemy import event, exc, select
+
+from smiley_like.errors import StoreError
+from smiley_like.store import schema
+
+LOG = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 10000
+
+
+def database_url(location):
+    """A path or an SQLAlchemy URL -> URL object."""
+    if "://" in location:
+        try:
+            return sqlalchemy.engine.make_url(location)
+        except exc.ArgumentError as error:
+            raise StoreError(f"not a database path or URL: '{location}'") from error
+    return sqlalchemy.engine.URL.create("sqlite", database=location)
+
+
+def _set_pragmas(dbapi_connection, connection_record):
+    cursor = dbapi_connection.cursor()
+    # busy_timeout first: WAL needs a lock the first time it is switched on.
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class Store:
+    """An open run database; ``name`` is how error messages refer to it."""
+
+    def __init__(self, engine, name):
+        self.engine = engine
+        self.name = name
+
+    @contextlib.contextmanager
+    def errors(self):
+        """Turn driver errors inside the block into StoreError naming the database."""
+        try:
+            yield
+        except exc.DBAPIError as error:
+            reason = str(error.orig) if error.orig is not None else str(error)
+            raise StoreError(f"cannot use run database '{self.name}': {reason}") from error
+
+    @contextlib.contextmanager
+    def begin(self):
+        """A transaction, with driver errors translated."""
+        with self.errors(), self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def connect(self):
+        with self.errors(), self.engine.connect() as conn:
+            yield conn
+
+    def check_writable(self):
+        """Take the write lock once, so that a read-only or locked file is reported now."""
+        with self.begin() as conn:
+            conn.execute(schema.meta.update().where(schema.meta.c.key == "app")
+                         .values(value=schema.APP_NAME))
+
+    def close(self):
+        self.engine.dispose()
+
+
+def open_store(location, create=False):
+    """Open the run database at *location* (a path or URL); create it if *create*."""
+    url = database_url(location)
+    name = location
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        path = url.database
+        if not create and not os.path.exists(path):
+            raise StoreError(f"no run database at '{name}' (record one with "
+                             "'smiley-like run SCRIPT')")
+        if os.path.isdir(path):
+            raise StoreError(f"cannot use run database '{name}': it is a directory")
+        directory = os.path.dirname(os.path.abspath(path))
+        if create and not os.path.isdir(directory):
+            raise StoreError(f"cannot create run database '{name}': no directory "
+                             f"'{directory}'")
+    try:
+        engine = sqlalchemy.create_engine(url)
+    except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
+        raise StoreError(f"cannot use run database '{name}': {error}") from error
+    if url.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _set_pragmas)
+    store = Store(engine, name)
+    try:
+        _check_schema(store, create)
+    except BaseException:
+        engine.dispose()
+        raise
+    return store
+
+
+def _check_schema(store, create):
+    with store.begin() as conn:
+        tables = set(sqlalchemy.inspect(conn).get_table_names())
+        if not tables:
+            if not create:
+                raise StoreError(f"'{store.name}' holds no smiley-like runs")
+            schema.metadata.create_all(conn)
+            conn.execute(schema.meta.insert(), [
+                {"key": "app", "value": schema.APP_NAME},
+                {"key": "schema_version", "value": str(schema.SCHEMA_VERSION)},
+            ])
+            return
+        if "meta" not in tables:
+            raise StoreError(f"'{store.name}' is not a smiley-like database")
+        values = dict(conn.execute(select(schema.meta.c.key, schema.meta.c.value)).all())
+        if values.get("app") != schema.APP_NAME:
+            raise StoreError(f"'{store.name}' is not a smiley-like database")
+        try:
+            version = int(values.get("schema_version", ""))
+        except ValueError:
+            raise StoreError(f"'{store.name}' has an unreadable schema version") from None
+        if version > schema.SCHEMA_VERSION:
+            raise StoreError(
+                f"'{store.name}' has schema version {version}, newer than the version "
+                f"{schema.SCHEMA_VERSION} this smiley-like reads: upgrade smiley-like")
+        if version < schema.SCHEMA_VERSION:
+            raise StoreError(
+                f"'{store.name}' has schema version {version}, older than the version "
+                f"{schema.SCHEMA_VERSION} this smiley-like reads, and there is no "
+                "migration for it")

@@ -1,0 +1,160 @@
+"""The read side of the run database: runs, their definitions, and their events, streamed."""
+
+import json
+import zlib
+
+from sqlalchemy import delete, func, select
+
+from smiley_like.errors import UnknownRun
+from smiley_like.events import CALL, CHANGES, CODE, RETURN, Code, Event
+from smiley_like.store import schema
+from smiley_like.wire import codec
+
+
+def runs(store):
+    """All runs, newest first."""
+    with store.connect() as conn:
+        return conn.execute(select(schema.run).order_by(schema.run.c.started_at.desc(),
+                                                        schema.run.c.id)).all()
+
+
+def resolve_run(store, ref):
+    """A full run id from *ref*: a full id, a unique prefix, or ``last``."""
+    with store.connect() as conn:
+        if ref == "last":
+            found = conn.execute(select(schema.run.c.id).order_by(
+                schema.run.c.started_at.desc()).limit(1)).scalars().all()
+            if not found:
+                raise UnknownRun(f"no runs recorded in '{store.name}'")
+            return found[0]
+        if not ref or any(ch not in "0123456789abcdef" for ch in ref.lower()):
+            raise UnknownRun(f"no run '{ref}' in '{store.name}' (a run id is hex digits, or "
+                             "'last')")
+        found = conn.execute(select(schema.run.c.id).where(
+            schema.run.c.id.startswith(ref.lower(), autoescape=True)).limit(2)).scalars().all()
+    if not found:
+        raise UnknownRun(f"no run '{ref}' in '{store.name}'")
+    if len(found) > 1:
+        raise UnknownRun(f"run id '{ref}' is ambiguous in '{store.name}': give more digits")
+    return found[0]
+
+
+def run(store, run_id):
+    with store.connect() as conn:
+        return conn.execute(select(schema.run).where(schema.run.c.id == run_id)).one()
+
+
+def threads(store, run_id):
+    with store.connect() as conn:
+        return conn.execute(select(schema.thread).where(schema.thread.c.run_id == run_id)
+                            .order_by(schema.thread.c.thread_no)).all()
+
+
+def files(store, run_id):
+    """{file_no: (path, source lines or None)} of one run."""
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(schema.file.c.file_no, schema.file.c.path, schema.source.c.text)
+            .select_from(schema.file.outerjoin(schema.source,
+                                               schema.file.c.hash == schema.source.c.hash))
+            .where(schema.file.c.run_id == run_id)).all()
+    return {row.file_no: (row.path, row.text.splitlines() if row.text is not None else None)
+            for row in rows}
+
+
+def codes(store, run_id):
+    """{code_id: Code} of one run."""
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(schema.code, schema.file.c.path)
+            .select_from(schema.code.outerjoin(schema.file, (schema.file.c.run_id == schema.code.c.run_id)
+                                               & (schema.file.c.file_no == schema.code.c.file_no)))
+            .where(schema.code.c.run_id == run_id)).all()
+    return {row.code_id: Code(row.code_id, row.file_no, row.path or "?", row.name, row.first_line)
+            for row in rows}
+
+
+def unknown_code(code_id):
+    return Code(code_id, 0, "?", f"<unknown code {code_id}>", 0)
+
+
+def events(store, run_id, *, start=None, stop=None, thread_nos=None, code_ids=None,
+           code_map=None):
+    """Yield the :class:`Event` records of a run in order, streaming chunk by chunk.
+
+    ``start``/``stop`` bound the sequence numbers (inclusive); ``thread_nos`` and
+    ``code_ids`` skip chunks that cannot hold a match (callers still filter
+    events).  Memory stays flat whatever the run's length.
+    """
+    code_map = code_map if code_map is not None else codes(store, run_id)
+    chunk = schema.chunk
+    query = select(chunk.c.seq, chunk.c.threads, chunk.c.codes, chunk.c.stacks,
+                   chunk.c.events).where(chunk.c.run_id == run_id).order_by(chunk.c.seq)
+    if start is not None:
+        query = query.where(chunk.c.seq + chunk.c.count > start)
+    if stop is not None:
+        query = query.where(chunk.c.seq <= stop)
+    with store.connect() as conn:
+        for row in conn.execution_options(yield_per=4).execute(query):
+            if thread_nos is not None and not thread_nos.intersection(json.loads(row.threads)):
+                continue
+            if code_ids is not None and not code_ids.intersection(codec.unpack(row.codes)):
+                continue
+            stacks = codec.unpack(row.stacks)
+            seq = row.seq
+            for event in codec.unpack(zlib.decompress(row.events)):
+                if stop is not None and seq > stop:
+                    return
+                if start is None or seq >= start:
+                    yield _event(event, seq, stacks, code_map)
+                else:
+                    _advance(event, seq, stacks)
+                seq += 1
+
+
+def _advance(event, seq, stacks):
+    kind = event[0]
+    if kind == CALL:
+        stacks.setdefault(event[1], []).append([seq, event[CODE]])
+    elif kind == RETURN:
+        stack = stacks.get(event[1])
+        if stack:
+            stack.pop()
+
+
+def _event(event, seq, stacks, code_map):
+    kind, thread_no, t_ns, line_no, value = event[:5]
+    stack = stacks.get(thread_no)
+    if stack is None:
+        stack = stacks[thread_no] = []
+    if kind == CALL:
+        parent_id = stack[-1][0] if stack else None
+        stack.append([seq, event[CODE]])
+    if stack:
+        call_id, code_id = stack[-1]
+        if kind != CALL:
+            parent_id = stack[-2][0] if len(stack) > 1 else None
+    else:  # a frame whose call was not stored (a lost batch)
+        call_id, code_id, parent_id = 0, 0, None
+    depth = max(len(stack) - 1, 0)
+    if kind == RETURN and stack:
+        stack.pop()
+    code = code_map.get(code_id) or unknown_code(code_id)
+    changes = event[CHANGES] if kind == RETURN and len(event) > CHANGES else None
+    return Event(seq, kind, thread_no, t_ns, call_id, parent_id, depth, code, line_no, value,
+                 changes)
+
+
+def delete_runs(store, run_ids):
+    """Remove runs, their events and definitions, and sources no run uses any more."""
+    with store.begin() as conn:
+        for table in (schema.chunk, schema.thread, schema.code, schema.file):
+            conn.execute(delete(table).where(table.c.run_id.in_(run_ids)))
+        conn.execute(delete(schema.run).where(schema.run.c.id.in_(run_ids)))
+        used = select(schema.file.c.hash).where(schema.file.c.hash.is_not(None))
+        conn.execute(delete(schema.source).where(schema.source.c.hash.not_in(used)))
+
+
+def count_runs(store):
+    with store.connect() as conn:
+        return conn.execute(select(func.count()).select_from(schema.run)).scalar_one()

@@ -1,0 +1,1 @@
+"""The traced side: what runs inside the user's program."""

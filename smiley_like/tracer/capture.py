@@ -1,0 +1,269 @@
+"""Safe, bounded text for the values of a traced program.
+
+Capturing a value must never crash or change the traced program, and must cost
+O(limit), not O(size of the object): a ten-million-element list costs as much
+as a ten-element one.  Builtin containers are walked here, with a budget of
+characters; other objects get their own ``__repr__``, guarded against raising
+(a marker) and against never returning (a watchdog interrupts it).
+"""
+
+import ctypes
+import threading
+import time
+import types
+
+_NoneType = type(None)
+
+# Types whose repr depends only on the object's identity or on an immutable
+# value: when a local still holds the same object, its text cannot have changed.
+_STABLE_TYPES = {
+    int, float, complex, bool, _NoneType, str, bytes, range, type,
+    types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+    types.ModuleType, types.CodeType, types.GeneratorType,
+    types.CoroutineType, types.AsyncGeneratorType,
+}
+
+_CONTAINER_REPRS = {
+    list: ("[", "]"),
+    tuple: ("(", ")"),
+    set: ("{", "}"),
+    frozenset: ("frozenset({", "})"),
+    dict: ("{", "}"),
+}
+_BUILTIN_REPR = {tp: tp.__repr__ for tp in _CONTAINER_REPRS}
+
+
+class ReprTimeout(BaseException):
+    """Raised by the watchdog into a thread whose ``__repr__`` has run too long.
+
+    A BaseException, so that an ``except Exception`` in the user's ``__repr__``
+    does not swallow it.
+    """
+
+
+_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+_set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
+
+
+class ReprWatchdog:
+    """Interrupts a user ``__repr__`` that has not returned after *timeout* seconds.
+
+    ``check()`` is called periodically from another thread (the publisher's).
+    An exception delivered too late to interrupt the repr is cancelled before
+    control goes back to the traced program, so it can never leak into it.
+    """
+
+    def __init__(self, timeout):
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._running = {}  # thread ident -> monotonic start
+        self._fired = set()
+
+    def call(self, func, value):
+        ident = threading.get_ident()
+        with self._lock:
+            self._running[ident] = time.monotonic()
+        try:
+            return func(value)
+        finally:
+            while True:
+                try:
+                    self._disarm(ident)
+                    break
+                except ReprTimeout:  # delivered while disarming: disarm again
+                    continue
+
+    def _disarm(self, ident):
+        with self._lock:
+            self._running.pop(ident, None)
+            if ident in self._fired:
+                self._fired.discard(ident)
+                _set_async_exc(ident, ctypes.py_object())  # cancel a pending one
+
+    def check(self):
+        if not self._running:
+            return
+        now = time.monotonic()
+        with self._lock:
+            for ident, started in self._running.items():
+                if now - started > self.timeout and ident not in self._fired:
+                    self._fired.add(ident)
+                    _set_async_exc(ident, ctypes.py_object(ReprTimeout))
+
+
+class Capture:
+    """Turns values into bounded text and finds the locals that changed."""
+
+    def __init__(self, max_repr=200, max_depth=4, repr_timeout=2.0):
+        self.max_repr = max_repr
+        self.max_depth = max_depth
+        self.watchdog = ReprWatchdog(repr_timeout)
+        self._stable = set(_STABLE_TYPES)
+        self._unstable = set()
+
+    # -- text of one value -------------------------------------------------
+
+    def text(self, value):
+        """Return bounded, safe text for *value*; never raises."""
+        tp = type(value)
+        try:
+            if tp is int or tp is bool or tp is float or value is None:
+                text = repr(value)
+            elif tp is str and len(value) <= self.max_repr:
+                text = repr(value)
+            else:
+                parts = []
+                self._walk(value, parts, self.max_repr, self.max_depth, set())
+                text = "".join(parts)
+        except ReprTimeout:
+            return "<repr timed out>"
+        except Exception as exc:  # a hostile object: a marker, never a crash
+            return f"<repr failed: {type(exc).__name__}>"
+        if len(text) > self.max_repr:
+            text = text[: self.max_repr - 3] + "..."
+        return text
+
+    def _walk(self, value, parts, budget, depth, active):
+        """Append text for *value* to *parts*; return the budget left."""
+        tp = type(value)
+        if tp is str or tp is bytes:
+            if len(value) > budget:
+                text = repr(value[:budget]) + f"...({len(value)} chars)" if tp is str \
+                    else repr(value[:budget]) + f"...({len(value)} bytes)"
+            else:
+                text = repr(value)
+        elif tp is int:
+            try:
+                text = repr(value)
+            except ValueError:  # more digits than int_max_str_digits allows
+                text = f"<int of {value.bit_length()} bits>"
+        elif tp in _CONTAINER_REPRS:
+            return self._walk_container(value, tp, parts, budget, depth, active)
+        elif tp in _stable_builtin_reprs or tp.__repr__ is object.__repr__:
+            text = repr(value)
+        else:
+            text = self._foreign(value)
+        parts.append(text)
+        return budget - len(text)
+
+    def _walk_container(self, value, tp, parts, budget, depth, active):
+        opening, closing = _CONTAINER_REPRS[tp]
+        if not value:
+            text = "set()" if tp is set else "frozenset()" if tp is frozenset else opening + closing
+            parts.append(text)
+            return budget - len(text)
+        if id(value) in active or depth <= 0:
+            text = opening + "..." + closing
+            parts.append(text)
+            return budget - len(text)
+        active.add(id(value))
+        parts.append(opening)
+        budget -= len(opening)
+        is_dict = tp is dict
+        items = iter(value.items()) if is_dict else iter(value)
+        shown = 0
+        for item in items:
+            if budget <= 0:
+                parts.append(f"... ({len(value)} items)")
+                break
+            if shown:
+                parts.append(", ")
+                budget -= 2
+            if is_dict:
+                budget = self._walk(item[0], parts, budget, depth - 1, active)
+                parts.append(": ")
+                budget = self._walk(item[1], parts, budget - 2, depth - 1, active)
+            else:
+                budget = self._walk(item, parts, budget, depth - 1, active)
+            shown += 1
+        if tp is tuple and shown == 1 and len(value) == 1:
+            parts.append(",")
+        parts.append(closing)
+        active.discard(id(value))
+        return budget - len(closing)
+
+    def message(self, exc):
+        """Bounded ``str(exc)`` of an exception, guarded like a repr."""
+        try:
+            text = self.watchdog.call(str, exc)
+        except ReprTimeout:
+            return "<str timed out>"
+        except Exception as error:
+            return f"<str failed: {type(error).__name__}>"
+        if type(text) is not str:
+            return "<str failed>"
+        return text if len(text) <= self.max_repr else text[: self.max_repr - 3] + "..."
+
+    def _foreign(self, value):
+        """The object's own repr, guarded; containers subclassed with a custom repr land here."""
+        try:
+            text = self.watchdog.call(repr, value)
+        except ReprTimeout:
+            return "<repr timed out>"
+        except Exception as exc:
+            return f"<repr failed: {type(exc).__name__}>"
+        if type(text) is not str:
+            return f"<repr failed: {type(text).__name__} returned>"
+        return text
+
+    # -- locals of one frame -------------------------------------------------
+
+    def is_stable(self, tp):
+        """True if a value of type *tp* keeps its text while it is the same object."""
+        if tp in self._stable:
+            return True
+        if tp in self._unstable:
+            return False
+        stable = tp.__repr__ is object.__repr__ and tp not in _CONTAINER_REPRS
+        (self._stable if stable else self._unstable).add(tp)
+        return stable
+
+    def snapshot(self, f_locals, objs, texts):
+        """Fill *objs* and *texts* from *f_locals*; return {name: text} of them all."""
+        text = self.text
+        out = {}
+        for name, value in f_locals.items():
+            objs[name] = value
+            out[name] = texts[name] = text(value)
+        return out
+
+    def changes(self, f_locals, objs, texts):
+        """Update the frame's state; return {name: text} of what changed, or None.
+
+        A name bound to the same object is unchanged if its type's text cannot
+        change; otherwise its text is recomputed and compared, so a list that
+        was appended to counts as changed.  Deleted names map to None.
+        """
+        changed = None
+        stable = self._stable
+        text = self.text
+        for name, value in f_locals.items():
+            old = objs.get(name, _MISSING)
+            if old is value:
+                if type(value) in stable or self.is_stable(type(value)):
+                    continue
+                new = text(value)
+                if new == texts[name]:
+                    continue
+            else:
+                new = text(value)
+                objs[name] = value
+                if texts.get(name) == new:
+                    continue
+            texts[name] = new
+            if changed is None:
+                changed = {}
+            changed[name] = new
+        # Every current name is in objs now, so extra names were deleted.
+        if len(objs) > len(f_locals):
+            for name in [n for n in objs if n not in f_locals]:
+                del objs[name]
+                texts.pop(name, None)
+                if changed is None:
+                    changed = {}
+                changed[name] = None
+        return changed
+
+
+_MISSING = object()
+_stable_builtin_reprs = {float, complex, bool, _NoneType, range}

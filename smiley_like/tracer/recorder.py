@@ -1,0 +1,274 @@
+"""The trace function: turns events of wanted code into compact tuples.
+
+This runs on someone else's hot path, for every line of their program.  It
+decides "do we trace this?" once per code object, returns None for code it
+skips so CPython stops calling it there, compares locals instead of
+re-serialising them, and hands tuples to the publisher's buffer without
+locking.  It never raises into the traced program.
+"""
+
+import _thread
+import hashlib
+import itertools
+import os
+import sys
+import threading
+import time
+import tokenize
+
+from smiley_like.events import CALL, EXCEPTION, LINE, RETURN
+
+_real_settrace = sys.settrace
+_real_gettrace = sys.gettrace
+_real_threading_settrace = threading.settrace
+_real_threading_gettrace = getattr(threading, "gettrace", None)
+
+_MISSING = object()
+_MAX_INTERNAL_ERRORS = 100
+
+
+def _display_path(path):
+    """A file name that survives a trip through UTF-8 (non-UTF-8 names are mangled visibly)."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def read_source(path):
+    """Return (sha1 hex, text) of a source file, or (None, None) if it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None, None
+    try:
+        encoding, _ = tokenize.detect_encoding(iter(data.splitlines(True)).__next__)
+    except SyntaxError:
+        encoding = "utf-8"
+    return hashlib.sha1(data).hexdigest(), data.decode(encoding, "replace")
+
+
+class Recorder:
+    """Installs the trace function in every thread and feeds the publisher."""
+
+    def __init__(self, file_filter, capture, publisher, *, trace_locals=True, stderr=None):
+        self.filter = file_filter
+        self.capture = capture
+        self.publisher = publisher
+        self.trace_locals = trace_locals
+        self.notes = []  # what the run should remember: displaced tracing, our own errors
+        self._stderr = stderr or sys.stderr
+        self._codes = {}  # code object -> code id, or None for code we skip
+        self._module_codes = set()  # ids of module bodies: their "arguments" are globals
+        self._files = {}  # file name -> file number
+        self._code_ids = itertools.count(1)
+        self._file_nos = itertools.count(1)
+        self._thread_nos = itertools.count(0)
+        self._tracers = {}  # thread ident -> that thread's trace function
+        self._user_trace = {}  # thread ident -> trace function the program installed
+        self._user_thread_hook = None
+        self._internal_errors = 0
+        self._said = set()
+        self._active = False
+        self._pid = os.getpid()
+
+    # -- starting and stopping ---------------------------------------------
+
+    def start(self):
+        """Trace the calling thread (from its next new frame) and every thread started later."""
+        self._active = True
+        sys.settrace, sys.gettrace = self._user_settrace, self._user_gettrace
+        threading.settrace = self._user_threading_settrace
+        if _real_threading_gettrace is not None:
+            threading.gettrace = lambda: self._user_thread_hook
+        os.register_at_fork(after_in_child=self._after_fork_in_child)
+        _real_threading_settrace(self._thread_started)
+        _real_settrace(self._tracer_for_this_thread())
+
+    def stop(self):
+        """Stop tracing and put the interpreter's own functions back."""
+        if not self._active:
+            return
+        self._active = False
+        current = _real_gettrace()
+        if current is not None and current is not self._tracers.get(threading.get_ident()):
+            self._note_displaced("a trace function installed from C (coverage, a debugger)")
+        _real_settrace(None)
+        _real_threading_settrace(None)
+        sys.settrace, sys.gettrace = _real_settrace, _real_gettrace
+        threading.settrace = _real_threading_settrace
+        if _real_threading_gettrace is not None:
+            threading.gettrace = _real_threading_gettrace
+
+    def _after_fork_in_child(self):
+        # The sender thread does not exist in a forked child: stop recording there.
+        if self._active and os.getpid() != self._pid:
+            self._active = False
+            _real_settrace(None)
+            _real_threading_settrace(None)
+            self.publisher.abandon()
+
+    # -- definitions: once per code object, file and thread -----------------
+
+    def _register_code(self, code):
+        """Decide whether *code* is traced; return its id, or None."""
+        filename = code.co_filename
+        if not self._active or not self.filter.wanted(filename):
+            self._codes[code] = None
+            return None
+        file_no = self._files.get(filename)
+        if file_no is None:
+            file_no = self._files[filename] = next(self._file_nos)
+            digest, text = read_source(filename)
+            self.publisher.defs.append(("file", file_no, _display_path(filename), digest, text))
+        code_id = self._codes[code] = next(self._code_ids)
+        if code.co_name == "<module>":
+            self._module_codes.add(code_id)
+        self.publisher.defs.append(
+            ("code", code_id, file_no, code.co_qualname, code.co_firstlineno))
+        return code_id
+
+    def _tracer_for_this_thread(self):
+        ident = threading.get_ident()
+        tracer = self._tracers.get(ident)
+        if tracer is None:
+            thread_no = next(self._thread_nos)
+            current = threading.current_thread()
+            self.publisher.defs.append(
+                ("thread", thread_no, ident, threading.get_native_id(), current.name))
+            tracer = self._tracers[ident] = self._make_tracer(thread_no)
+        return tracer
+
+    def _thread_started(self, frame, event, arg):
+        """threading's hook: runs first in every new thread."""
+        if self._user_thread_hook is not None:
+            self._note_displaced("threading.settrace", frame)
+            _real_settrace(self._user_thread_hook)
+            return self._user_thread_hook(frame, event, arg)
+        if not self._active:
+            return None
+        tracer = self._tracer_for_this_thread()
+        _real_settrace(tracer)
+        return tracer(frame, event, arg)
+
+    # -- the hot path --------------------------------------------------------
+
+    def _make_tracer(self, thread_no):
+        buffer = self.publisher.buffer
+        append = buffer.append
+        now = time.perf_counter_ns
+        codes_get = self._codes.get
+        register = self._register_code
+        capture = self.capture
+        snapshot, changes, text = capture.snapshot, capture.changes, capture.text
+        message = capture.message
+        trace_locals = self.trace_locals
+        publisher = self.publisher
+        internal_error = self._internal_error
+        interrupted = self._interrupted
+        module_codes = self._module_codes
+
+        def trace_call(frame, event, arg):
+            # The global trace function: CPython calls it for 'call' events only.
+            code = frame.f_code
+            code_id = codes_get(code, _MISSING)
+            if code_id is _MISSING:
+                code_id = register(code)
+            if code_id is None:
+                return None
+            objs = {}
+            texts = {}
+            try:
+                args = snapshot(frame.f_locals, objs, texts) if trace_locals else None
+                if code_id in module_codes:
+                    args = None
+                append((CALL, thread_no, now(), frame.f_lineno, args, code_id))
+                if len(buffer) > publisher.max_buffered:
+                    publisher.wait_for_room()
+            except KeyboardInterrupt:
+                interrupted()
+            except BaseException as exc:
+                internal_error(exc)
+
+            def trace_local(frame, event, arg):
+                try:
+                    if event == "line":
+                        append((LINE, thread_no, now(), frame.f_lineno,
+                                changes(frame.f_locals, objs, texts) if trace_locals else None))
+                    elif event == "return":
+                        append((RETURN, thread_no, now(), frame.f_lineno, text(arg),
+                                changes(frame.f_locals, objs, texts) if trace_locals else None))
+                    elif event == "exception":
+                        append((EXCEPTION, thread_no, now(), frame.f_lineno,
+                                [getattr(arg[0], "__qualname__", "?"), message(arg[1])]))
+                    if len(buffer) > publisher.max_buffered:
+                        publisher.wait_for_room()
+                except KeyboardInterrupt:
+                    interrupted()
+                except BaseException as exc:
+                    internal_error(exc)
+                return trace_local
+
+            return trace_local
+
+        return trace_call
+
+    def _interrupted(self):
+        """A Ctrl-C landed inside our trace function: hand it on to the program.
+
+        CPython drops a trace function that raises, so we must not let it
+        through; instead the signal is raised again, to be delivered as soon as
+        the program's own code runs.
+        """
+        if threading.current_thread() is threading.main_thread():
+            _thread.interrupt_main()
+
+    def _internal_error(self, exc):
+        self._internal_errors += 1
+        if self._internal_errors == 1:
+            note = f"internal error in the tracer: {type(exc).__name__}: {exc}"
+            self.notes.append(note)
+            self._say(note + " (the program goes on; some events are missing)")
+        if self._internal_errors >= _MAX_INTERNAL_ERRORS:
+            self._active = False
+            _real_settrace(None)
+
+    # -- a program that installs its own trace function ---------------------
+
+    def _user_settrace(self, func):
+        ident = threading.get_ident()
+        if func is None:
+            # Under plain python there is nothing to remove; if the program is
+            # removing its own trace function, recording resumes.
+            if self._user_trace.pop(ident, None) is not None and self._active:
+                tracer = self._tracers.get(ident)
+                if tracer is not None:
+                    self.notes.append(f"tracing resumed in thread {threading.current_thread().name}")
+                    _real_settrace(tracer)
+            return
+        self._user_trace[ident] = func
+        self._note_displaced("sys.settrace", sys._getframe(1))
+        _real_settrace(func)
+
+    def _user_gettrace(self):
+        return self._user_trace.get(threading.get_ident())
+
+    def _user_threading_settrace(self, func):
+        self._user_thread_hook = func
+
+    def _note_displaced(self, how, frame=None):
+        where = f" at {frame.f_code.co_filename}:{frame.f_lineno}" if frame is not None else ""
+        note = (f"tracing displaced by {how}{where} in thread "
+                f"{threading.current_thread().name}")
+        self.notes.append(note)
+        self._say(f"the program installed its own trace function ({how}{where}); "
+                  "its events are not recorded while that is active", key="displaced")
+
+    def _say(self, text, key=None):
+        key = key or text
+        if key in self._said:
+            return
+        self._said.add(key)
+        try:
+            self._stderr.write(f"smiley-like: {text}\n")
+            self._stderr.flush()
+        except Exception:
+            pass

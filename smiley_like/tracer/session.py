@@ -1,0 +1,192 @@
+"""One run being recorded: where events go, starting the tracer, and finishing cleanly.
+
+Local mode (the default) starts a private writer process that binds an ipc
+socket and stores into the database; ``remote`` sends to a running monitor
+instead.  Either way the traced program never waits for SQLite.
+
+The run is finished from an ``atexit`` handler registered before the program
+starts, so it runs after the program's own atexit handlers and after its
+non-daemon threads have ended, exactly when plain ``python`` would be done.
+"""
+
+import atexit
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+from smiley_like.errors import StoreError
+from smiley_like.tracer.capture import Capture
+from smiley_like.tracer.filters import FileFilter
+from smiley_like.tracer.recorder import Recorder
+from smiley_like.wire.publisher import Publisher
+
+
+class Recording:
+    """Records one run of a program in this process."""
+
+    def __init__(self, target, *, database, settings, remote=None, trace_locals=True,
+                 filter_options=None, stderr=None):
+        self.target = target
+        self.database = database
+        self.settings = settings
+        self.remote = remote
+        self.trace_locals = trace_locals
+        self.filter_options = filter_options or {}
+        self.stderr = stderr or sys.stderr
+        self.run_id = uuid.uuid4().hex
+        self.outcome = None
+        self._writer = None
+        self._tmpdir = None
+        self._finished = False
+        self._pid = os.getpid()
+        self._real_exit = os._exit
+
+    # -- before the program ------------------------------------------------
+
+    def prepare(self):
+        """Start the writer (local mode) and the publisher; raise SmileyError on bad input."""
+        if self.remote:
+            endpoint = self.remote
+            peer_alive = None
+        else:
+            endpoint = self._start_writer()
+            peer_alive = lambda: self._writer.poll() is None  # noqa: E731
+        self.capture = Capture(self.settings.max_repr, self.settings.max_depth,
+                               self.settings.repr_timeout)
+        self.publisher = Publisher(endpoint, self.run_id, peer_alive=peer_alive,
+                                   on_tick=self.capture.watchdog.check)
+        self.recorder = Recorder(FileFilter(**self.filter_options), self.capture,
+                                 self.publisher, trace_locals=self.trace_locals,
+                                 stderr=self.stderr)
+        self.publisher.start(self._run_info())
+        atexit.register(self.finish)
+        os._exit = self._os_exit
+
+    def _run_info(self):
+        return {
+            "argv": self.target.argv,
+            "cwd": os.getcwd(),
+            "started_at": time.time(),
+            "clock_ns": time.perf_counter_ns(),
+            "python": platform.python_version(),
+            "hostname": socket.gethostname(),
+            "options": {"trace_locals": self.trace_locals,
+                        "max_repr": self.settings.max_repr,
+                        **{key: list(value) if isinstance(value, tuple) else value
+                           for key, value in self.filter_options.items()}},
+        }
+
+    def _start_writer(self):
+        self._tmpdir = tempfile.mkdtemp(prefix="smiley-like-")
+        endpoint = f"ipc://{self._tmpdir}/writer.sock"
+        if len(endpoint) > 100:  # ipc paths are limited to ~107 bytes
+            endpoint = "tcp://127.0.0.1:*"
+        command = [sys.executable, "-P", "-m", "smiley_like.monitor", "--private",
+                   "--database", self.database, "--socket", endpoint,
+                   "--parent", str(os.getpid()), "--run", self.run_id]
+        # A session of its own: Ctrl-C in the terminal is for the traced program.
+        self._writer = subprocess.Popen(command, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE, start_new_session=True,
+                                        text=True)
+        line = self._writer.stdout.readline().strip()
+        if line.startswith("ready "):
+            return line[len("ready "):]
+        self._writer.wait()
+        self._cleanup()
+        if line.startswith("error "):
+            raise StoreError(line[len("error "):])
+        raise StoreError(f"the writer process for '{self.database}' failed to start "
+                         f"(exit status {self._writer.returncode})")
+
+    def start_tracing(self):
+        """Called by the runner just before the program's first line."""
+        self.recorder.start()
+
+    # -- after the program -------------------------------------------------
+
+    def _os_exit(self, status):
+        if os.getpid() == self._pid:
+            self.finish(abrupt_status=status)
+        self._real_exit(status)
+
+    def finish(self, abrupt_status=None):
+        """Stop tracing, deliver what is left, wait for the writer; report what was lost."""
+        if self._finished or os.getpid() != self._pid:
+            return
+        self._finished = True
+        self.recorder.stop()
+        os._exit = self._real_exit
+        end = self._end_info(abrupt_status)
+        self.publisher.close(end, self.settings.flush_timeout)
+        lost = self.publisher.lost
+        problem = None
+        if self.publisher.error is not None:
+            problem = f"could not send events: {self.publisher.error}"
+        if self._writer is not None:
+            stored = self._wait_for_writer()
+            if stored is None:
+                problem = problem or "the writer process failed; see its message above"
+                lost = max(lost, self.publisher.sent)
+            else:
+                lost += max(0, self.publisher.sent - stored)
+        if problem:
+            self._say(problem)
+        if lost:
+            where = f"the monitor at {self.remote}" if self.remote else f"'{self.database}'"
+            self._say(f"{lost} events were not recorded in {where}")
+        self._cleanup()
+        if self.outcome is not None and self.outcome.status == "interrupted" \
+                and abrupt_status is None:
+            self._exit_by_sigint()
+
+    def _end_info(self, abrupt_status):
+        notes = list(self.recorder.notes)
+        if abrupt_status is not None:
+            notes.append(f"the program called os._exit({abrupt_status})")
+            return {"status": "abrupt", "exit_code": abrupt_status, "ended_at": time.time(),
+                    "notes": notes}
+        outcome = self.outcome
+        if outcome is None:
+            return {"status": "abrupt", "ended_at": time.time(), "notes": notes}
+        return {"status": outcome.status, "exit_code": outcome.exit_code,
+                "exc_type": outcome.exc_type, "exc_message": outcome.exc_message,
+                "traceback": outcome.traceback, "ended_at": time.time(), "notes": notes}
+
+    def _wait_for_writer(self):
+        """Wait for the writer to store everything; return the events it stored, or None."""
+        output = self._writer.stdout.read()
+        self._writer.wait()
+        for line in output.splitlines():
+            if line.startswith("stored "):
+                return int(line.split()[1])
+        return None
+
+    def _cleanup(self):
+        if self._tmpdir:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    def _say(self, text):
+        try:
+            self.stderr.write(f"smiley-like: {text}\n")
+            self.stderr.flush()
+        except Exception:
+            pass
+
+    @staticmethod
+    def _exit_by_sigint():
+        # Python ends a program interrupted by Ctrl-C by dying of SIGINT; so do we.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)

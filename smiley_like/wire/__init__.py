@@ -1,0 +1,1 @@
+"""How events travel: a codec for batches, the tracer's publisher, the monitor's listener."""
