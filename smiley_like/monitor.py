@@ -13,6 +13,8 @@ import os
 import signal
 import sys
 
+import zmq
+
 from smiley_like.errors import SmileyError, WireError
 from smiley_like.wire import codec
 from smiley_like.wire.listener import Listener
@@ -91,20 +93,25 @@ def _serve_private(args):
     print(f"ready {listener.endpoint}", flush=True)
     writer = StoreWriter(store)
     monitor = Monitor(listener, [writer])
+    poller = zmq.Poller()
+    poller.register(listener.socket, zmq.POLLIN)
+    poller.register(sys.stdin.fileno(), zmq.POLLIN)
     stored = 0
     try:
         while True:
-            frames = listener.receive(200)
-            if frames is not None:
-                message = monitor.handle(frames)
+            ready = dict(poller.poll())
+            if listener.socket in ready:
+                message = monitor.handle(listener.socket.recv_multipart())
                 if message is not None and message.kind == "events":
                     stored += message.header["count"]
                 if message is not None and message.kind == "end" and message.run_id == args.run:
                     break
-            elif os.getppid() != args.parent:
-                # The traced process is gone without an end message: keep what arrived.
-                while (frames := listener.receive(0)) is not None:
-                    monitor.handle(frames)
+            elif ready:
+                # End of file on stdin: the traced process is gone, or gave up sending.
+                while (frames := listener.receive(100)) is not None:
+                    message = monitor.handle(frames)
+                    if message is not None and message.kind == "events":
+                        stored += message.header["count"]
                 writer.abandon(args.run, "the traced process ended without finishing the run "
                                          "(killed, or crashed)")
                 break
@@ -114,7 +121,10 @@ def _serve_private(args):
     finally:
         listener.close()
         store.close()
-    print(f"stored {stored}", flush=True)
+    try:
+        print(f"stored {stored}", flush=True)
+    except BrokenPipeError:  # the traced process is gone; the database says it all
+        pass
     return 0
 
 
@@ -123,7 +133,6 @@ def main(argv=None):
     parser.add_argument("--private", action="store_true", required=True)
     parser.add_argument("--database", required=True)
     parser.add_argument("--socket", required=True)
-    parser.add_argument("--parent", type=int, required=True)
     parser.add_argument("--run", required=True)
     args = parser.parse_args(argv)
     # Ctrl-C is for the traced program; we stop when it has ended.

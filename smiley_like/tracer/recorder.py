@@ -139,6 +139,9 @@ class Recorder:
 
     def _thread_started(self, frame, event, arg):
         """threading's hook: runs first in every new thread."""
+        if threading.get_ident() in self.publisher.thread_idents:  # never trace ourselves
+            _real_settrace(None)
+            return None
         if self._user_thread_hook is not None:
             self._note_displaced("threading.settrace", frame)
             _real_settrace(self._user_thread_hook)
@@ -235,6 +238,9 @@ class Recorder:
 
     def _user_settrace(self, func):
         ident = threading.get_ident()
+        if func == self._thread_started:  # threading's bootstrap installing our own hook
+            _real_settrace(func)
+            return
         if func is None:
             # Under plain python there is nothing to remove; if the program is
             # removing its own trace function, recording resumes.

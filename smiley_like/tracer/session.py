@@ -54,14 +54,16 @@ class Recording:
         """Start the writer (local mode) and the publisher; raise SmileyError on bad input."""
         if self.remote:
             endpoint = self.remote
-            peer_alive = None
+            peer_alive = wait_for_receiver = None
         else:
             endpoint = self._start_writer()
             peer_alive = lambda: self._writer.poll() is None  # noqa: E731
+            wait_for_receiver = self._writer.wait
         self.capture = Capture(self.settings.max_repr, self.settings.max_depth,
                                self.settings.repr_timeout)
         self.publisher = Publisher(endpoint, self.run_id, peer_alive=peer_alive,
-                                   on_tick=self.capture.watchdog.check)
+                                   on_tick=self.capture.watchdog.check,
+                                   wait_for_receiver=wait_for_receiver)
         self.recorder = Recorder(FileFilter(**self.filter_options), self.capture,
                                  self.publisher, trace_locals=self.trace_locals,
                                  stderr=self.stderr)
@@ -90,9 +92,10 @@ class Recording:
             endpoint = "tcp://127.0.0.1:*"
         command = [sys.executable, "-P", "-m", "smiley_like.monitor", "--private",
                    "--database", self.database, "--socket", endpoint,
-                   "--parent", str(os.getpid()), "--run", self.run_id]
+                   "--run", self.run_id]
         # A session of its own: Ctrl-C in the terminal is for the traced program.
-        self._writer = subprocess.Popen(command, stdin=subprocess.DEVNULL,
+        # Its stdin is a pipe from us: end of file tells it we are gone.
+        self._writer = subprocess.Popen(command, stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, start_new_session=True,
                                         text=True)
         line = self._writer.stdout.readline().strip()
@@ -124,7 +127,8 @@ class Recording:
         self.recorder.stop()
         os._exit = self._real_exit
         end = self._end_info(abrupt_status)
-        self.publisher.close(end, self.settings.flush_timeout)
+        # Local mode waits as long as the writer lives: it is our own process.
+        self.publisher.close(end, self.settings.flush_timeout if self.remote else None)
         lost = self.publisher.lost
         problem = None
         if self.publisher.error is not None:
@@ -161,6 +165,7 @@ class Recording:
 
     def _wait_for_writer(self):
         """Wait for the writer to store everything; return the events it stored, or None."""
+        self._writer.stdin.close()  # if the end message never came, the writer stops now
         output = self._writer.stdout.read()
         self._writer.wait()
         for line in output.splitlines():

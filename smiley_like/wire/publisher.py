@@ -28,7 +28,7 @@ class Publisher:
     """Batches events from the tracer and pushes them to a monitor or a private writer."""
 
     def __init__(self, endpoint, run_id, *, interval=0.05, max_buffered=65536, hwm=64,
-                 peer_alive=None, on_tick=None):
+                 peer_alive=None, on_tick=None, wait_for_receiver=None):
         self.endpoint = endpoint
         self.run_id = run_id
         self.pid = os.getpid()
@@ -41,6 +41,7 @@ class Publisher:
         self.lost = 0  # events we had to give up on
         self._peer_alive = peer_alive or (lambda: True)
         self._on_tick = on_tick
+        self._wait_for_receiver = wait_for_receiver
         self._batch = 0
         self._seq = 0
         self._wake = threading.Event()
@@ -50,6 +51,7 @@ class Publisher:
         self._deadline = None
         self._thread = None
         self._socket = None
+        self.thread_idents = set()  # our own threads: the tracer must skip them
         self.error = None
 
     # -- called from the traced program's threads ----------------------------
@@ -59,6 +61,7 @@ class Publisher:
         self._thread = threading.Thread(target=self._run, name="smiley-like-publisher",
                                         daemon=True)
         self._thread.start()
+        self.thread_idents.add(self._thread.ident)
 
     def wait_for_room(self):
         """Block a tracing thread until the sender has taken the buffer (back-pressure)."""
@@ -72,12 +75,17 @@ class Publisher:
             self._room.wait(0.5)
 
     def close(self, end_info, timeout):
-        """Send what is left and the end of the run, waiting at most *timeout* seconds."""
+        """Send what is left and the end of the run.
+
+        With a *timeout*, give up delivering after that many seconds; with
+        None, wait as long as the receiver is alive (local mode).
+        """
         self._end = end_info
-        self._deadline = time.monotonic() + timeout
+        if timeout is not None:
+            self._deadline = time.monotonic() + timeout
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout + 1.0)
+            self._thread.join(None if timeout is None else timeout + 1.0)
 
     def abandon(self):
         """Forget everything: used in a forked child, where the sender thread does not exist."""
@@ -109,8 +117,14 @@ class Publisher:
             self.lost += len(self.buffer)
             end = dict(self._end, sent=self.sent, lost=self.lost)
             self._send(codec.encode_end(self.run_id, self.pid, self._next_batch(), end), 0)
-            remaining = max(0, int((self._deadline - time.monotonic()) * 1000))
-            socket.close(linger=remaining)
+            if self._wait_for_receiver is not None:
+                # The receiver says when it has everything (a private writer exits).
+                self._wait_for_receiver()
+                socket.close(linger=0)
+            else:
+                remaining = 0 if self._deadline is None else \
+                    max(0, int((self._deadline - time.monotonic()) * 1000))
+                socket.close(linger=remaining)
         except Exception as exc:  # never let our failure reach the program
             self.error = exc
             self.lost += len(self.buffer)
@@ -141,15 +155,16 @@ class Publisher:
         self._send(frames, count)
 
     def _send(self, frames, count):
+        # Wait for room, then send the whole message: a NOBLOCK send can fail
+        # after some frames went out, and a retry would splice two messages.
+        # This thread is the socket's only user, so after POLLOUT it will not block.
         socket = self._socket
-        while True:
-            try:
-                socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
-                self.sent += count
-                return True
-            except zmq.Again:
-                if not self._peer_alive() or (
-                        self._deadline is not None and time.monotonic() > self._deadline):
-                    self.lost += count
-                    return False
-                socket.poll(100, zmq.POLLOUT)
+        while not socket.poll(100, zmq.POLLOUT):
+            if not self._peer_alive() or (
+                    self._deadline is not None and time.monotonic() > self._deadline):
+                self.lost += count
+                return False
+        # copy=True: zero-copy sends use pyzmq's gc thread, which stops at interpreter exit.
+        socket.send_multipart(frames, copy=True)
+        self.sent += count
+        return True
