@@ -32,7 +32,7 @@ class Run(ErrorsAsOneLine, Command):
                             help="send events to a running monitor instead of storing them "
                                  "here (default URL: %(const)s)")
         parser.add_argument("--no-locals", dest="trace_locals", action="store_false",
-                            help="do not record arguments, local variables or return values")
+                            help="do not record arguments or local variables (return values are kept)")
         parser.add_argument("--max-repr", type=int, default=settings.max_repr, metavar="N",
                             help="longest text kept for one value (default: %(default)s)")
         parser.add_argument("--max-depth", type=int, default=settings.max_depth, metavar="N",

@@ -7,7 +7,6 @@ re-serialising them, and hands tuples to the publisher's buffer without
 locking.  It never raises into the traced program.
 """
 
-import _thread
 import hashlib
 import itertools
 import os
@@ -17,11 +16,14 @@ import time
 import tokenize
 
 from smiley_like.events import CALL, EXCEPTION, LINE, RETURN
+from smiley_like.tracer.signals import SignalGuard, is_ours
 
 _real_settrace = sys.settrace
 _real_gettrace = sys.gettrace
 _real_threading_settrace = threading.settrace
 _real_threading_gettrace = getattr(threading, "gettrace", None)
+_real_setprofile = sys.setprofile
+_real_getprofile = sys.getprofile
 
 _MISSING = object()
 _MAX_INTERNAL_ERRORS = 100
@@ -68,6 +70,7 @@ class Recorder:
         self._internal_errors = 0
         self._said = set()
         self._active = False
+        self._signals = SignalGuard(self._restore_after_raise)
         self._pid = os.getpid()
 
     # -- starting and stopping ---------------------------------------------
@@ -75,6 +78,8 @@ class Recorder:
     def start(self):
         """Trace the calling thread (from its next new frame) and every thread started later."""
         self._active = True
+        if threading.current_thread() is threading.main_thread():
+            self._signals.install()
         sys.settrace, sys.gettrace = self._user_settrace, self._user_gettrace
         threading.settrace = self._user_threading_settrace
         if _real_threading_gettrace is not None:
@@ -93,6 +98,7 @@ class Recorder:
             self._note_displaced("a trace function installed from C (coverage, a debugger)")
         _real_settrace(None)
         _real_threading_settrace(None)
+        self._signals.uninstall()
         sys.settrace, sys.gettrace = _real_settrace, _real_gettrace
         threading.settrace = _real_threading_settrace
         if _real_threading_gettrace is not None:
@@ -188,6 +194,7 @@ class Recorder:
                     publisher.wait_for_room()
             except KeyboardInterrupt:
                 interrupted()
+                raise
             except BaseException as exc:
                 internal_error(exc)
 
@@ -206,6 +213,7 @@ class Recorder:
                         publisher.wait_for_room()
                 except KeyboardInterrupt:
                     interrupted()
+                    raise
                 except BaseException as exc:
                     internal_error(exc)
                 return trace_local
@@ -215,14 +223,38 @@ class Recorder:
         return trace_call
 
     def _interrupted(self):
-        """A Ctrl-C landed inside our trace function: hand it on to the program.
+        """A KeyboardInterrupt is going through our trace function: let it, then trace on."""
+        self._restore_after_raise(sys._getframe(1))
 
-        CPython drops a trace function that raises, so we must not let it
-        through; instead the signal is raised again, to be delivered as soon as
-        the program's own code runs.
+    def _restore_after_raise(self, frame):
+        """Put tracing back right after an exception leaves our trace function.
+
+        CPython drops a trace function that raises (and the frame's local one).
+        A one-shot profile hook, called at this thread's next call or return,
+        reinstalls both.  Returns a function that cancels it.
         """
-        if threading.current_thread() is threading.main_thread():
-            _thread.interrupt_main()
+        tracer = self._tracers.get(threading.get_ident())
+        if not self._active or tracer is None:
+            return None
+        while frame is not None and is_ours(frame):
+            frame = frame.f_back
+        local = frame.f_trace if frame is not None else None
+        previous = _real_getprofile()
+
+        def restore(_frame, _event, _arg):
+            _real_setprofile(previous)
+            if self._active:
+                _real_settrace(tracer)
+                if local is not None and frame.f_trace is None:
+                    frame.f_trace = local
+                self._note("a KeyboardInterrupt went through the tracer; tracing was put back")
+
+        _real_setprofile(restore)
+        return lambda: _real_setprofile(previous)
+
+    def _note(self, text):
+        if text not in self.notes:
+            self.notes.append(text)
 
     def _internal_error(self, exc):
         self._internal_errors += 1

@@ -1,0 +1,62 @@
+"""Run one script as ``__main__`` in this process, optionally under a no-op tracer, and time it.
+
+Usage: python driver.py [--noop] TIMING_FILE SCRIPT [ARGS...]
+
+The script runs through ``runpy.run_path`` with its own ``sys.argv`` and
+``sys.path[0]``, as under plain ``python``.  The elapsed time from just before
+the script's first line to just after its last is written as JSON to
+TIMING_FILE, so the script's own stdout and stderr are left untouched.
+
+``--noop`` installs the cheapest possible settrace recorder in every thread:
+it keeps tracing (returns itself) in frames of the script's file, where
+smiley-like would record, and returns None elsewhere (the standard library),
+where smiley-like's file filter stops tracing too.  That is the floor for any
+recorder built on sys.settrace.
+"""
+
+import json
+import os
+import runpy
+import sys
+import threading
+import time
+
+
+def install_noop_tracer(script_path):
+    def noop_local(frame, event, arg):
+        return noop_local
+
+    def noop_call(frame, event, arg):
+        # runpy compiles the script under exactly this path, so one comparison decides.
+        return noop_local if frame.f_code.co_filename == script_path else None
+
+    threading.settrace(noop_call)
+    sys.settrace(noop_call)
+
+
+def remove_tracer():
+    sys.settrace(None)
+    threading.settrace(None)
+
+
+def main(argv):
+    noop = argv[:1] == ["--noop"]
+    if noop:
+        argv = argv[1:]
+    timing_file, script, *args = argv
+    sys.argv[:] = [script, *args]
+    sys.path[0] = os.path.dirname(os.path.realpath(script))
+    start = time.perf_counter()
+    try:
+        if noop:
+            install_noop_tracer(script)
+        runpy.run_path(script, run_name="__main__")
+    finally:
+        remove_tracer()
+        elapsed = time.perf_counter() - start
+        with open(timing_file, "w") as handle:
+            json.dump({"seconds": elapsed}, handle)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,176 @@
+"""A program run under smiley-like behaves exactly as under python."""
+
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import python
+
+PROBE = """\
+import os, sys
+print(repr(__name__), repr(__file__), sys.argv, sys.path[0] == os.path.dirname(os.path.realpath(sys.argv[0])) or sys.path[0])
+print(repr(__spec__), type(__loader__).__name__, repr(__package__), repr(__doc__))
+print("stdin:", sys.stdin.read().upper())
+print("to stderr", file=sys.stderr)
+print(sys.gettrace())
+"""
+
+
+def unaddressed(text):
+    return re.sub(r"0x[0-9a-f]+", "0x?", text)
+
+
+def same_as_python(smiley, *args, input=None):
+    """Run args under python and under smiley-like run; return both results."""
+    plain = python(smiley.directory, *args, input=input)
+    traced = smiley("run", *args, input=input)
+    return plain, traced
+
+
+def test_script_sees_what_python_gives_it(smiley):
+    smiley.script(PROBE)
+    plain, traced = same_as_python(smiley, "prog.py", "a", "--b", input="some input")
+    assert traced.stdout == plain.stdout
+    assert traced.stderr == plain.stderr
+    assert traced.returncode == plain.returncode == 0
+    assert "'__main__'" in traced.stdout and "SOME INPUT" in traced.stdout
+
+
+def test_relative_script_path_with_dot(smiley):
+    smiley.script(PROBE, name="sub/prog.py")
+    plain, traced = same_as_python(smiley, "./sub/prog.py", input="")
+    assert traced.stdout == plain.stdout
+
+
+@pytest.mark.parametrize("source, status", [
+    ("pass", 0),
+    ("import sys; sys.exit(3)", 3),
+    ("import sys; sys.exit(None)", 0),
+    ("import sys; sys.exit('goodbye')", 1),
+    ("raise SystemExit(7)", 7),
+])
+def test_exit_status_is_the_programs(smiley, source, status):
+    smiley.script(source + "\n")
+    plain, traced = same_as_python(smiley, "prog.py")
+    assert plain.returncode == status
+    assert traced.returncode == status
+    assert traced.stderr == plain.stderr
+
+
+def test_uncaught_exception_prints_pythons_traceback_and_exits_1(smiley):
+    smiley.script("""\
+        def inner():
+            raise KeyError("missing")
+        def outer():
+            inner()
+        print("before")
+        outer()
+        """)
+    plain, traced = same_as_python(smiley, "prog.py")
+    assert traced.returncode == plain.returncode == 1
+    assert traced.stdout == plain.stdout == "before\n"
+    assert traced.stderr == plain.stderr
+    assert "smiley_like" not in traced.stderr
+    run = smiley.last_run()
+    assert run.status == "error" and run.exit_code == 1
+    assert run.exc_type == "KeyError" and run.exc_message == "'missing'"
+    assert run.traceback == plain.stderr
+
+
+def test_syntax_error_is_reported_like_python(smiley):
+    smiley.script("def broken(:\n    pass\n")
+    plain, traced = same_as_python(smiley, "prog.py")
+    assert traced.returncode == plain.returncode == 1
+    assert traced.stderr == plain.stderr
+
+
+def test_module_mode_works_like_python_dash_m(smiley):
+    smiley.script("", name="pkg/__init__.py")
+    smiley.script(PROBE, name="pkg/tool.py")
+    plain, traced = same_as_python(smiley, "-m", "pkg.tool", "x", "--y", input="")
+    assert unaddressed(traced.stdout) == unaddressed(plain.stdout)
+    assert traced.stderr == plain.stderr
+    run = smiley.last_run()
+    assert run.status == "finished"
+    names = {e.code.name for e in smiley.events()}
+    assert "<module>" in names
+
+
+def test_package_main_module(smiley):
+    smiley.script("", name="pkg/__init__.py")
+    smiley.script("import sys\nprint('main of pkg', sys.argv[1:])\n", name="pkg/__main__.py")
+    plain, traced = same_as_python(smiley, "-m", "pkg", "arg")
+    assert traced.stdout == plain.stdout == "main of pkg ['arg']\n"
+
+
+def test_threads_atexit_and_logging_behave_as_usual(smiley):
+    smiley.script("""\
+        import atexit, logging, threading, time
+        logging.basicConfig(format="LOG %(levelname)s %(message)s")
+        def late():
+            time.sleep(0.2)
+            print("thread done", flush=True)
+        threading.Thread(target=late).start()
+        atexit.register(lambda: print("atexit ran", flush=True))
+        logging.warning("hello")
+        print("main done", flush=True)
+        """)
+    plain, traced = same_as_python(smiley, "prog.py")
+    assert traced.stdout == plain.stdout == "main done\nthread done\natexit ran\n"
+    assert traced.stderr == plain.stderr == "LOG WARNING hello\n"
+    # the thread and the atexit handler ran while we were still recording
+    names = {e.code.name for e in smiley.events()}
+    assert {"late", "<lambda>"} <= names
+
+
+def test_keyboard_interrupt_ends_like_python(smiley):
+    smiley.script("raise KeyboardInterrupt\n")
+    plain, traced = same_as_python(smiley, "prog.py")
+    assert plain.returncode == traced.returncode == -signal.SIGINT
+    assert traced.stderr == plain.stderr
+    assert smiley.last_run().status == "interrupted"
+
+
+def test_ctrl_c_during_tracing_reaches_the_program_and_tracing_goes_on(smiley):
+    """SIGINT lands (mostly) inside our trace function: it must still reach the program."""
+    smiley.script("""\
+        import sys
+        def spin():
+            n = 0
+            while True:
+                n += 1
+        def after(count):
+            return count + 1
+        caught = 0
+        print("ready", flush=True)
+        while caught < 3:
+            try:
+                spin()
+            except KeyboardInterrupt:
+                caught += 1
+                after(caught)
+        print("caught", caught, flush=True)
+        """)
+    command = [sys.executable, "-m", "smiley_like", "run", "--database", smiley.database,
+               "prog.py"]
+    process = subprocess.Popen(command, cwd=smiley.directory, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=smiley.env())
+    assert process.stdout.readline() == "ready\n"
+    for _ in range(3):
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert out == "caught 3\n"
+    afters = [e for e in smiley.events() if e.code.name == "after" and e.kind == 0]
+    assert [e.value for e in afters] == [{"count": "1"}, {"count": "2"}, {"count": "3"}]
+
+
+def test_program_that_reads_its_own_trace_function_sees_none(smiley):
+    smiley.script("import sys\nprint(sys.gettrace())\n")
+    plain, traced = same_as_python(smiley, "prog.py")
+    assert traced.stdout == plain.stdout == "None\n"
