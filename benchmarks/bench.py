@@ -1,4 +1,4 @@
-"""Measure what recording with smiley-like costs, by timing the same workloads untraced, under a no-op tracer and under ``smiley-like run``, interleaved.
+"""Measure what recording costs by timing workloads untraced, under a no-op tracer and under smiley-like, interleaved.
 
 Usage::
 
@@ -33,11 +33,14 @@ checked against the chunks and the ``lost_events`` column), checkpointed
 file, for bytes per event.  Each workload prints a checksum line; a mode whose
 output differs from the untraced one is reported.
 
-Sizes: smiley-like slows these programs down 50-120 times, so the default
-sizes take roughly 0.05-0.2 s untraced, which keeps the default run (5
-repetitions) near ten minutes.  ``--full`` runs the scripts at their own
-``SIZE`` (about 0.3-1 s untraced, as a standalone program) and takes three to
-four times longer; ``--quick`` is one repetition of small sizes, a smoke test.
+Sizes: smiley-like slows these programs down 60-260 times (with locals), so
+the default sizes take only about 0.05-0.15 s untraced, which keeps the
+default run (5 repetitions, ~95 s each on 2 CPUs) under ten minutes.  At
+those sizes the untraced figure, the denominator of every ratio, carries the
+start-up subtraction's jitter (compare "net s" with "in-proc s").  ``--full``
+runs the scripts at their own ``SIZE`` (about 0.3-0.5 s untraced, as a
+standalone program) for steadier ratios and takes about three times longer;
+``--quick`` is one repetition at small sizes, a smoke test.
 
 Only the standard library is used here; ``smiley-like`` is run as a command.
 """
@@ -482,7 +485,7 @@ def parse_args(argv):
     sizes.add_argument("--quick", action="store_true",
                        help="one repetition at small sizes: a smoke test")
     sizes.add_argument("--full", action="store_true",
-                       help="the scripts' own sizes (0.3-1 s untraced); 3-4x longer")
+                       help="the scripts' own sizes (0.3-0.5 s untraced); about 3x longer")
     parser.add_argument("--workload", action="append", choices=sorted(WORKLOADS),
                         metavar="NAME", help="run only this workload (repeatable; "
                         f"choices: {', '.join(WORKLOADS)})")
@@ -495,8 +498,8 @@ def parse_args(argv):
     parser.add_argument("--timeout", type=float, default=600, metavar="SECONDS",
                         help="give up on one run after this long (default: %(default)s)")
     parser.add_argument("--no-list-check", dest="check_list", action="store_false",
-                        help="skip comparing with 'smiley-like list' after the first "
-                             "repetition")
+                        help="in the first repetition, do not compare event counts "
+                             "with 'smiley-like list'")
     args = parser.parse_args(argv)
     if args.repeat is None:
         args.repeat = 1 if args.quick else 5

@@ -25,6 +25,7 @@ class Settings:
     max_depth: int = 4
     repr_timeout: float = 2.0
     flush_timeout: float = 5.0
+    busy_timeout: float = 10.0  # seconds to wait for a locked database
 
 
 def _coerce(field, text):

@@ -80,11 +80,13 @@ def _sender_of(frames):
 
 def _serve_private(args):
     """Store one run for the `run` command in our parent process; exit when it ends."""
+    from smiley_like import config
     from smiley_like.store.engine import open_store
     from smiley_like.store.writer import StoreWriter
 
     try:
-        store = open_store(args.database, create=True)
+        store = open_store(args.database, create=True,
+                           busy_timeout=config.load().busy_timeout)
         store.check_writable()
         listener = Listener(args.socket)
     except SmileyError as error:

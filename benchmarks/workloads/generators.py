@@ -2,7 +2,7 @@
 
 import sys
 
-SIZE = 250000
+SIZE = 300000
 
 
 def numbers(limit):

@@ -2,7 +2,7 @@
 
 import sys
 
-SIZE = 29
+SIZE = 30
 
 
 def fib(n):

@@ -3,7 +3,7 @@
 import sys
 import threading
 
-SIZE = 18000
+SIZE = 22000
 
 
 def collatz_total(limit, results):

@@ -43,6 +43,12 @@ class ErrorsAsOneLine:
         self.app.stderr.write(f"smiley-like: {text}\n")
         self.app.stderr.flush()
 
+    def open_store(self, parsed_args):
+        """The run database named on the command line, for reading."""
+        from smiley_like.store.engine import open_store
+
+        return open_store(parsed_args.database, busy_timeout=self.settings.busy_timeout)
+
     @property
     def settings(self):
         settings = getattr(self.app, "_smiley_settings", None)

@@ -8,7 +8,6 @@ from smiley_like import replay
 from smiley_like.commands.base import ErrorsAsOneLine, add_database_option
 from smiley_like.render.console import ConsoleRenderer
 from smiley_like.store import queries
-from smiley_like.store.engine import open_store
 
 
 class Replay(ErrorsAsOneLine, Command):
@@ -36,7 +35,7 @@ class Replay(ErrorsAsOneLine, Command):
         return parser
 
     def take_action(self, parsed_args):
-        store = open_store(parsed_args.database)
+        store = self.open_store(parsed_args)
         try:
             run_id = queries.resolve_run(store, parsed_args.run)
             run = queries.run(store, run_id)

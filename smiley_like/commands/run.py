@@ -2,9 +2,11 @@
 
 import argparse
 import logging
+import sys
 
 from cliff.command import Command
 
+from smiley_like import config
 from smiley_like.commands.base import ErrorsAsOneLine, add_database_option
 from smiley_like.errors import UsageError
 from smiley_like.tracer import runner
@@ -19,18 +21,56 @@ def _reset_logging():
     root.setLevel(logging.WARNING)
 
 
+class ProgramArgumentParser(argparse.ArgumentParser):
+    """Parses our options up to the script (or ``-m MODULE``); the rest is the program's.
+
+    argparse alone cannot do this: options after the script name, such as
+    ``run -m trace --count``, belong to the program, not to us.
+    """
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        ours, program = self._split(args)
+        namespace, extras = super().parse_known_args(ours, namespace)
+        namespace.program = program
+        return namespace, extras
+
+    def _split(self, args):
+        index = 0
+        while index < len(args):
+            arg = args[index]
+            if arg == "--":
+                return args[:index], args[index + 1:]
+            if arg == "-m":
+                return args[:index + 2], args[index + 2:]
+            if arg.startswith("-m") and not arg.startswith("--"):  # -mmodule
+                return args[:index + 1], args[index + 1:]
+            if not arg.startswith("-") or arg == "-":
+                return args[:index], args[index:]
+            action = self._option_string_actions.get(arg)
+            takes_value = action is not None and action.nargs is None  # flags have nargs=0
+            index += 2 if takes_value else 1
+        return args, []
+
+
 class Run(ErrorsAsOneLine, Command):
     """Run a Python script (or -m module) and record what it does."""
 
     def get_parser(self, prog_name):
-        parser = super().get_parser(prog_name)
+        parser = ProgramArgumentParser(
+            prog=prog_name, description=self.get_description(),
+            usage=f"{prog_name} [options] SCRIPT [ARGS...] | -m MODULE [ARGS...]",
+            add_help=True)
         settings = self.settings
         add_database_option(parser, settings)
         parser.add_argument("-m", dest="module", metavar="MODULE",
                             help="run a library module as a script, like python -m")
-        parser.add_argument("--remote", nargs="?", const=settings.socket, metavar="URL",
-                            help="send events to a running monitor instead of storing them "
-                                 "here (default URL: %(const)s)")
+        parser.add_argument("--remote", action="store_true",
+                            help="send events to a running monitor (see --socket) instead of "
+                                 "storing them here")
+        parser.add_argument("--socket", default=settings.socket, metavar="URL",
+                            help="the monitor's address, with --remote (default: %(default)s; "
+                                 f"environment: {config.ENV_PREFIX}SOCKET)")
         parser.add_argument("--no-locals", dest="trace_locals", action="store_false",
                             help="do not record arguments or local variables (return values are kept)")
         parser.add_argument("--max-repr", type=int, default=settings.max_repr, metavar="N",
@@ -50,9 +90,8 @@ class Run(ErrorsAsOneLine, Command):
                                  "(repeatable)")
         parser.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                             help="do not trace files matching this glob (repeatable)")
-        parser.add_argument("program", nargs=argparse.REMAINDER, metavar="SCRIPT [ARGS...]",
-                            help="the script and its arguments (with -m: the module's "
-                                 "arguments)")
+        parser.epilog = ("Everything after SCRIPT (or after -m MODULE) is passed to the "
+                         "program untouched.")
         return parser
 
     def take_action(self, parsed_args):
@@ -70,7 +109,7 @@ class Run(ErrorsAsOneLine, Command):
         settings.flush_timeout = parsed_args.flush_timeout
         recording = Recording(
             target, database=parsed_args.database, settings=settings,
-            remote=parsed_args.remote, trace_locals=parsed_args.trace_locals,
+            remote=parsed_args.socket if parsed_args.remote else None, trace_locals=parsed_args.trace_locals,
             filter_options={"trace_stdlib": parsed_args.trace_stdlib,
                             "trace_site_packages": parsed_args.trace_site_packages,
                             "include": tuple(parsed_args.include),

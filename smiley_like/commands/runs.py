@@ -9,7 +9,6 @@ from cliff.show import ShowOne
 
 from smiley_like.commands.base import ErrorsAsOneLine, add_database_option
 from smiley_like.store import queries
-from smiley_like.store.engine import open_store
 
 RUN_COLUMNS = ("Run", "Command", "Started", "Duration", "Ended", "Events")
 
@@ -61,7 +60,7 @@ class ListRuns(ErrorsAsOneLine, Lister):
         return parser
 
     def take_action(self, parsed_args):
-        store = open_store(parsed_args.database)
+        store = self.open_store(parsed_args)
         try:
             rows = queries.runs(store)
         finally:
@@ -80,7 +79,7 @@ class ShowRun(ErrorsAsOneLine, ShowOne):
         return parser
 
     def take_action(self, parsed_args):
-        store = open_store(parsed_args.database)
+        store = self.open_store(parsed_args)
         try:
             run_id = queries.resolve_run(store, parsed_args.run)
             run = queries.run(store, run_id)
@@ -123,7 +122,7 @@ class DeleteRuns(ErrorsAsOneLine, Command):
         return parser
 
     def take_action(self, parsed_args):
-        store = open_store(parsed_args.database)
+        store = self.open_store(parsed_args)
         try:
             run_ids = list(dict.fromkeys(queries.resolve_run(store, ref)
                                          for ref in parsed_args.runs))

@@ -12,7 +12,6 @@ from smiley_like.store import schema
 
 LOG = logging.getLogger(__name__)
 
-BUSY_TIMEOUT_MS = 10000
 
 
 def database_url(location):
@@ -25,13 +24,15 @@ def database_url(location):
     return sqlalchemy.engine.URL.create("sqlite", database=location)
 
 
-def _set_pragmas(dbapi_connection, connection_record):
-    cursor = dbapi_connection.cursor()
-    # busy_timeout first: WAL needs a lock the first time it is switched on.
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+def _pragmas(busy_timeout):
+    def set_pragmas(dbapi_connection, connection_record):
+        cursor = dbapi_connection.cursor()
+        # busy_timeout first: WAL needs a lock the first time it is switched on.
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+    return set_pragmas
 
 
 class Store:
@@ -71,11 +72,17 @@ class Store:
         self.engine.dispose()
 
 
-def open_store(location, create=False):
-    """Open the run database at *location* (a path or URL); create it if *create*."""
+def open_store(location, create=False, busy_timeout=10.0):
+    """Open the run database at *location* (a path or URL); create it if *create*.
+
+    *busy_timeout* is how many seconds to wait for a database another process
+    has locked before reporting it.
+    """
     url = database_url(location)
     name = location
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+    plain_file = url.get_backend_name() == "sqlite" and not url.query.get("uri") \
+        and url.database not in (None, "", ":memory:")
+    if plain_file:
         path = url.database
         if not create and not os.path.exists(path):
             raise StoreError(f"no run database at '{name}' (record one with "
@@ -91,7 +98,7 @@ def open_store(location, create=False):
     except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
         raise StoreError(f"cannot use run database '{name}': {error}") from error
     if url.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", _set_pragmas)
+        event.listen(engine, "connect", _pragmas(busy_timeout))
     store = Store(engine, name)
     try:
         _check_schema(store, create)

@@ -48,9 +48,13 @@ _set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
 class ReprWatchdog:
     """Interrupts a user ``__repr__`` that has not returned after *timeout* seconds.
 
-    ``check()`` is called periodically from another thread (the publisher's).
-    An exception delivered too late to interrupt the repr is cancelled before
-    control goes back to the traced program, so it can never leak into it.
+    ``check()`` is called periodically from another thread (the publisher's);
+    it raises :class:`ReprTimeout` into the thread running the repr.  If that
+    exception comes too late, after the repr returned, it is absorbed here and
+    never reaches the traced program.  (Cancelling it with
+    ``PyThreadState_SetAsyncExc(id, NULL)`` is not safe: that leaves the
+    interpreter's eval breaker set, and under tracing the next function entry
+    then loops forever.)
     """
 
     def __init__(self, timeout):
@@ -63,22 +67,26 @@ class ReprWatchdog:
         ident = threading.get_ident()
         with self._lock:
             self._running[ident] = time.monotonic()
+        timed_out = False
         try:
-            return func(value)
-        finally:
-            while True:
-                try:
-                    self._disarm(ident)
-                    break
-                except ReprTimeout:  # delivered while disarming: disarm again
-                    continue
-
-    def _disarm(self, ident):
-        with self._lock:
-            self._running.pop(ident, None)
-            if ident in self._fired:
-                self._fired.discard(ident)
-                _set_async_exc(ident, ctypes.py_object())  # cancel a pending one
+            result = func(value)
+        except ReprTimeout:
+            timed_out = True
+            result = None
+        while True:
+            try:
+                with self._lock:  # after this block the watchdog cannot fire for us
+                    self._running.pop(ident, None)
+                    fired = ident in self._fired
+                    self._fired.discard(ident)
+                if fired and not timed_out:
+                    _absorb()
+                break
+            except ReprTimeout:  # the late one: delivered in our code, not the program's
+                timed_out = True
+        if timed_out and result is None:
+            raise ReprTimeout
+        return result
 
     def check(self):
         if not self._running:
@@ -89,6 +97,19 @@ class ReprWatchdog:
                 if now - started > self.timeout and ident not in self._fired:
                     self._fired.add(ident)
                     _set_async_exc(ident, ctypes.py_object(ReprTimeout))
+
+
+def _int_text(value):
+    try:
+        return repr(value)
+    except ValueError:  # more digits than sys.get_int_max_str_digits() allows
+        return f"<int of {value.bit_length()} bits>"
+
+
+def _absorb(checks=1_000_000):
+    """Run check points until a pending asynchronous exception is raised here."""
+    for _ in range(checks):
+        pass
 
 
 class Capture:
@@ -107,7 +128,9 @@ class Capture:
         """Return bounded, safe text for *value*; never raises."""
         tp = type(value)
         try:
-            if tp is int or tp is bool or tp is float or value is None:
+            if tp is int:
+                text = _int_text(value)
+            elif tp is bool or tp is float or value is None:
                 text = repr(value)
             elif tp is str and len(value) <= self.max_repr:
                 text = repr(value)
@@ -133,10 +156,7 @@ class Capture:
             else:
                 text = repr(value)
         elif tp is int:
-            try:
-                text = repr(value)
-            except ValueError:  # more digits than int_max_str_digits allows
-                text = f"<int of {value.bit_length()} bits>"
+            text = _int_text(value)
         elif tp in _CONTAINER_REPRS:
             return self._walk_container(value, tp, parts, budget, depth, active)
         elif tp in _stable_builtin_reprs or tp.__repr__ is object.__repr__:
@@ -190,8 +210,6 @@ class Capture:
             return "<str timed out>"
         except Exception as error:
             return f"<str failed: {type(error).__name__}>"
-        if type(text) is not str:
-            return "<str failed>"
         return text if len(text) <= self.max_repr else text[: self.max_repr - 3] + "..."
 
     def _foreign(self, value):
@@ -202,8 +220,6 @@ class Capture:
             return "<repr timed out>"
         except Exception as exc:
             return f"<repr failed: {type(exc).__name__}>"
-        if type(text) is not str:
-            return f"<repr failed: {type(text).__name__} returned>"
         return text
 
     # -- locals of one frame -------------------------------------------------

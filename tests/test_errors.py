@@ -1,0 +1,148 @@
+"""A user's mistake gets one clear line on stderr and a non-zero exit, never a traceback."""
+
+import sqlite3
+
+import pytest
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("smiley-like: ")
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_missing_script(smiley):
+    assert_one_line_error(smiley("run", "nope.py"), "nope.py", "no such file")
+
+
+def test_missing_module(smiley):
+    assert_one_line_error(smiley("run", "-m", "no_such_module_here"), "no_such_module_here")
+
+
+def test_nothing_to_run(smiley):
+    assert_one_line_error(smiley("run"), "nothing to run")
+
+
+@pytest.mark.parametrize("command", ["list", "show", "replay", "delete"])
+def test_missing_database(smiley, command):
+    args = [command] if command == "list" else [command, "last"]
+    assert_one_line_error(smiley(*args), "no run database", "runs.db")
+
+
+def test_unknown_run_id(smiley):
+    smiley.record("x = 1\n")
+    assert_one_line_error(smiley("show", "deadbeef"), "no run 'deadbeef'")
+    assert_one_line_error(smiley("replay", "not-hex"), "no run 'not-hex'")
+
+
+def test_ambiguous_run_prefix(smiley):
+    ids = set()
+    while len(ids) < 2 or len({run_id[0] for run_id in ids}) == len(ids):
+        smiley.record("x = 1\n")
+        ids.add(smiley.last_run().id)
+    first = sorted(ids)[0][0]
+    duplicated = next(run_id[0] for run_id in ids
+                      if sum(other[0] == run_id[0] for other in ids) > 1)
+    assert first
+    assert_one_line_error(smiley("show", duplicated), "ambiguous")
+
+
+def test_database_of_another_application(smiley):
+    with sqlite3.connect(smiley.database) as conn:
+        conn.execute("create table accounts (id integer)")
+    for args in (["list"], ["run", "prog.py"]):
+        smiley.script("x = 1\n")
+        assert_one_line_error(smiley(*args), "not a smiley-like database")
+
+
+def test_database_that_is_a_text_file(smiley):
+    (smiley.directory / "runs.db").write_text("hello, I am not a database\n" * 100)
+    smiley.script("print('should not run')\n")
+    assert_one_line_error(smiley("list"), "runs.db")
+    result = smiley("run", "prog.py")
+    assert_one_line_error(result, "runs.db")
+    assert "should not run" not in result.stdout
+
+
+def test_database_from_a_newer_version(smiley):
+    smiley.record("x = 1\n")
+    with sqlite3.connect(smiley.database) as conn:
+        conn.execute("update meta set value = '99' where key = 'schema_version'")
+    assert_one_line_error(smiley("list"), "schema version 99", "upgrade")
+    smiley.script("print('should not run')\n")
+    result = smiley("run", "prog.py")
+    assert_one_line_error(result, "schema version 99")
+    assert "should not run" not in result.stdout
+
+
+def test_database_in_a_missing_directory(smiley):
+    smiley.script("x = 1\n")
+    result = smiley("run", "--database", "no/such/dir/runs.db", "prog.py", database=False)
+    assert_one_line_error(result, "no/such/dir/runs.db")
+
+
+def test_database_not_writable(smiley, tmp_path):
+    import os
+    if os.geteuid() == 0:
+        # root may write anywhere: make the database a read-only SQLite URL instead
+        smiley.record("x = 1\n")
+        url = f"sqlite:///file:{smiley.database}?mode=ro&uri=true"
+        smiley.script("print('should not run')\n")
+        result = smiley("run", "--database", url, "prog.py", database=False)
+    else:
+        directory = tmp_path / "ro"
+        directory.mkdir()
+        directory.chmod(0o500)
+        smiley.script("print('should not run')\n")
+        result = smiley("run", "--database", str(directory / "runs.db"), "prog.py",
+                        database=False)
+    assert_one_line_error(result, "readonly")
+    assert "should not run" not in result.stdout
+
+
+def test_locked_database(smiley):
+    smiley.record("x = 1\n")
+    lock = sqlite3.connect(smiley.database, timeout=0)
+    lock.execute("begin exclusive")
+    try:
+        smiley.script("print('should not run')\n")
+        result = smiley("run", "prog.py", env={"SMILEY_LIKE_BUSY_TIMEOUT": "0.2"})
+        assert_one_line_error(result, "locked")
+        assert "should not run" not in result.stdout
+    finally:
+        lock.rollback()
+        lock.close()
+
+
+def test_debug_shows_the_traceback(smiley):
+    result = smiley("--debug", "list", "--database", smiley.database)
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr
+    assert "smiley-like: no run database" in result.stderr
+
+
+def test_database_from_the_environment(smiley):
+    smiley.script("x = 1\n")
+    env = {"SMILEY_LIKE_DATABASE": str(smiley.directory / "env.db")}
+    result = smiley("run", "prog.py", database=False, env=env)
+    assert result.returncode == 0
+    assert (smiley.directory / "env.db").exists()
+    listing = smiley("list", "-f", "value", "-c", "Events", database=False, env=env)
+    assert listing.stdout.strip() == "3"
+
+
+def test_database_setting_in_setup_cfg(smiley):
+    smiley.script("x = 1\n")
+    (smiley.directory / "setup.cfg").write_text("[smiley_like]\ndatabase = cfg.db\n")
+    assert smiley("run", "prog.py", database=False).returncode == 0
+    assert (smiley.directory / "cfg.db").exists()
+
+
+def test_default_database_is_a_file_in_the_current_directory(smiley):
+    smiley.script("x = 1\n")
+    assert smiley("run", "prog.py", database=False).returncode == 0
+    assert (smiley.directory / ".smiley_like.db").exists()
