@@ -8,6 +8,8 @@ import configparser
 import dataclasses
 import os
 
+from smiley_like.errors import UsageError
+
 DEFAULT_DATABASE = ".smiley_like.db"
 DEFAULT_SOCKET = "tcp://127.0.0.1:5556"
 ENV_PREFIX = "SMILEY_LIKE_"
@@ -28,8 +30,14 @@ class Settings:
     busy_timeout: float = 10.0  # seconds to wait for a locked database
 
 
-def _coerce(field, text):
-    return field.type(text) if isinstance(field.type, type) else text
+def _coerce(field, text, where):
+    if not isinstance(field.type, type):
+        return text
+    try:
+        return field.type(text)
+    except ValueError:
+        raise UsageError(f"{where}: {field.name} must be a {field.type.__name__}, "
+                         f"not {text!r}") from None
 
 
 def load(directory="."):
@@ -38,18 +46,29 @@ def load(directory="."):
     fields = {f.name: f for f in dataclasses.fields(Settings)}
     for name in CONFIG_FILES:
         parser = configparser.ConfigParser()
+        path = os.path.join(directory, name)
         try:
-            parser.read(os.path.join(directory, name), encoding="utf-8")
-        except configparser.Error:
-            continue
+            parser.read(path, encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError) as error:
+            if parser.has_section(SECTION) or f"[{SECTION}]" in _head(path):
+                raise UsageError(f"cannot read {path}: {error}") from None
+            continue  # somebody else's broken file, without our section
         if parser.has_section(SECTION):
             for key, text in parser.items(SECTION):
                 key = key.replace("-", "_")
                 if key in fields:
-                    setattr(settings, key, _coerce(fields[key], text))
+                    setattr(settings, key, _coerce(fields[key], text, f"[{SECTION}] in {name}"))
             break
     for key, field in fields.items():
         text = os.environ.get(ENV_PREFIX + key.upper())
         if text:
-            setattr(settings, key, _coerce(field, text))
+            setattr(settings, key, _coerce(field, text, ENV_PREFIX + key.upper()))
     return settings
+
+
+def _head(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""

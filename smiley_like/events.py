@@ -53,6 +53,7 @@ class Event(typing.NamedTuple):
     line_no: int
     value: typing.Any
     changes: dict | None = None  # a return event's changed locals
+    raised: str | None = None  # a return event ending the frame by this exception type
 
     @property
     def kind_name(self):

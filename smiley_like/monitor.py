@@ -123,11 +123,26 @@ def _serve_private(args):
     finally:
         listener.close()
         store.close()
+        _remove_socket_dir(args.socket)
     try:
         print(f"stored {stored}", flush=True)
     except BrokenPipeError:  # the traced process is gone; the database says it all
         pass
     return 0
+
+
+def _remove_socket_dir(endpoint):
+    """Remove the private ipc socket and its temporary directory (the run process may be gone)."""
+    if not endpoint.startswith("ipc://"):
+        return
+    path = endpoint[len("ipc://"):]
+    directory = os.path.dirname(path)
+    if os.path.basename(directory).startswith("smiley-like-"):
+        for remove in (os.unlink, os.rmdir):
+            try:
+                remove(path if remove is os.unlink else directory)
+            except OSError:
+                pass
 
 
 def main(argv=None):

@@ -168,7 +168,7 @@ def test_hostile_values_do_not_crash_or_change_the_program(smiley):
     assert changes["b"] == "<repr failed: TypeError>"  # repr() checks the type
     assert changes["c"] == "[[...]]"
     assert changes["d"] == "{'self': {...}}"
-    assert changes["e"].startswith("[0, 1, 2, 3") and changes["e"].endswith("...")
+    assert changes["e"].startswith("[0, 1, 2, 3") and changes["e"].endswith("(10000000 items)]")
     assert len(changes["e"]) <= 60
     assert "\\u2603" in changes["f"] or "\u2603" in changes["f"]
     assert changes["g"].startswith("b'\\xff\\xfe")

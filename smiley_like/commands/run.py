@@ -58,7 +58,7 @@ class Run(ErrorsAsOneLine, Command):
 
     def get_parser(self, prog_name):
         parser = ProgramArgumentParser(
-            prog=prog_name, description=self.get_description(),
+            prog=prog_name, description=self.get_description(), allow_abbrev=False,
             usage=f"{prog_name} [options] SCRIPT [ARGS...] | -m MODULE [ARGS...]",
             add_help=True)
         settings = self.settings
@@ -77,6 +77,10 @@ class Run(ErrorsAsOneLine, Command):
                             help="longest text kept for one value (default: %(default)s)")
         parser.add_argument("--max-depth", type=int, default=settings.max_depth, metavar="N",
                             help="how deep nested containers are shown (default: %(default)s)")
+        parser.add_argument("--repr-timeout", type=float, default=settings.repr_timeout,
+                            metavar="SECONDS",
+                            help="give up on a __repr__ that runs longer than this "
+                                 "(default: %(default)s)")
         parser.add_argument("--flush-timeout", type=float, default=settings.flush_timeout,
                             metavar="SECONDS",
                             help="at exit, wait at most this long to deliver events "
@@ -107,6 +111,7 @@ class Run(ErrorsAsOneLine, Command):
         settings.max_repr = max(parsed_args.max_repr, 8)
         settings.max_depth = max(parsed_args.max_depth, 1)
         settings.flush_timeout = parsed_args.flush_timeout
+        settings.repr_timeout = parsed_args.repr_timeout
         recording = Recording(
             target, database=parsed_args.database, settings=settings,
             remote=parsed_args.socket if parsed_args.remote else None, trace_locals=parsed_args.trace_locals,
@@ -118,4 +123,6 @@ class Run(ErrorsAsOneLine, Command):
         recording.prepare()
         _reset_logging()
         recording.outcome = runner.run(target, recording.start_tracing)
+        if recording.outcome.status == "interrupted":
+            self.app.exit_by_sigint = True
         return recording.outcome.exit_code

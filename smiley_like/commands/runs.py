@@ -8,6 +8,7 @@ from cliff.lister import Lister
 from cliff.show import ShowOne
 
 from smiley_like.commands.base import ErrorsAsOneLine, add_database_option
+from smiley_like.errors import UsageError
 from smiley_like.store import queries
 
 RUN_COLUMNS = ("Run", "Command", "Started", "Duration", "Ended", "Events")
@@ -97,7 +98,7 @@ class ShowRun(ErrorsAsOneLine, ShowOne):
             "Ended": ended(run),
             "Status": run.status,
             "Exit code": run.exit_code,
-            "Exception": f"{run.exc_type}: {run.exc_message}" if run.exc_type else "",
+            "Exception": ": ".join(filter(None, [run.exc_type, run.exc_message])),
             "Python": run.python,
             "Host": run.hostname,
             "Pid": run.pid,
@@ -119,6 +120,8 @@ class DeleteRuns(ErrorsAsOneLine, Command):
         add_database_option(parser, self.settings)
         parser.add_argument("runs", nargs="+", metavar="RUN",
                             help="run id, unique prefix, or 'last'")
+        parser.add_argument("--force", action="store_true",
+                            help="also delete runs that are still being recorded")
         return parser
 
     def take_action(self, parsed_args):
@@ -126,6 +129,11 @@ class DeleteRuns(ErrorsAsOneLine, Command):
         try:
             run_ids = list(dict.fromkeys(queries.resolve_run(store, ref)
                                          for ref in parsed_args.runs))
+            running = [run_id for run_id in run_ids
+                       if queries.run(store, run_id).status == "running"]
+            if running and not parsed_args.force:
+                raise UsageError(f"run {running[0]} is still being recorded (or its recorder "
+                                 "died unseen): use --force to delete it anyway")
             queries.delete_runs(store, run_ids)
         finally:
             store.close()

@@ -84,13 +84,16 @@ class ConsoleRenderer:
             return f"{prefix}{indent}{where}  " + self._paint(
                 _BOLD, f"-> {event.code.name}({args})")
         if kind == RETURN:
+            if event.raised:
+                return f"{before}{prefix}{indent}{where}  " + self._paint(
+                    _RED, f"<- {event.code.name} raised {event.raised}")
             shown = f" {value}" if self.show_locals else ""
             return f"{before}{prefix}{indent}{where}  " + self._paint(
                 _GREEN, f"<- {event.code.name} returned{shown}")
         if kind == EXCEPTION:
             exc_type, message = value
-            return f"{prefix}{indent}{where}  " + self._paint(
-                _RED, f"!! {exc_type}: {message}")
+            text = f"!! {exc_type}: {message}" if message else f"!! {exc_type}"
+            return f"{prefix}{indent}{where}  " + self._paint(_RED, text)
         return f"{prefix}{indent}{where}  ?"
 
     @staticmethod

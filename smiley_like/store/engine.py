@@ -27,9 +27,9 @@ def database_url(location):
 def _pragmas(busy_timeout):
     def set_pragmas(dbapi_connection, connection_record):
         cursor = dbapi_connection.cursor()
-        # busy_timeout first: WAL needs a lock the first time it is switched on.
+        # Per connection.  journal_mode=WAL is set once, when the schema is
+        # created: it is persistent, and a file that is not ours must not change.
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
     return set_pragmas
@@ -93,6 +93,8 @@ def open_store(location, create=False, busy_timeout=10.0):
         if create and not os.path.isdir(directory):
             raise StoreError(f"cannot create run database '{name}': no directory "
                              f"'{directory}'")
+    if url.get_backend_name() != "sqlite":
+        raise StoreError(f"cannot use run database '{name}': only SQLite is supported")
     try:
         engine = sqlalchemy.create_engine(url)
     except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
@@ -114,6 +116,7 @@ def _check_schema(store, create):
         if not tables:
             if not create:
                 raise StoreError(f"'{store.name}' holds no smiley-like runs")
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")  # readers while a writer writes
             schema.metadata.create_all(conn)
             conn.execute(schema.meta.insert(), [
                 {"key": "app", "value": schema.APP_NAME},

@@ -6,7 +6,9 @@ import zlib
 from sqlalchemy import delete, func, select
 
 from smiley_like.errors import UnknownRun
-from smiley_like.events import CALL, CHANGES, CODE, RETURN, Code, Event
+from smiley_like.events import CALL, CHANGES, CODE, EXCEPTION, LINE, RETURN, Code, Event
+
+UNKNOWN_CALL = -1  # call id of a frame whose call was not stored (a lost batch)
 from smiley_like.store import schema
 from smiley_like.wire import codec
 
@@ -131,18 +133,27 @@ def _event(event, seq, stacks, code_map):
         parent_id = stack[-1][0] if stack else None
         stack.append([seq, event[CODE]])
     if stack:
-        call_id, code_id = stack[-1]
+        call_id, code_id = stack[-1][:2]
         if kind != CALL:
             parent_id = stack[-2][0] if len(stack) > 1 else None
     else:  # a frame whose call was not stored (a lost batch)
-        call_id, code_id, parent_id = 0, 0, None
+        call_id, code_id, parent_id = UNKNOWN_CALL, 0, None
     depth = max(len(stack) - 1, 0)
-    if kind == RETURN and stack:
-        stack.pop()
+    raised = None
+    if stack:
+        top = stack[-1]
+        # An exception event leaves the frame unless a line follows in it.
+        if kind == EXCEPTION:
+            top[2:] = [value[0]]
+        elif kind == LINE and len(top) > 2:
+            del top[2:]
+        elif kind == RETURN:
+            raised = top[2] if len(top) > 2 else None
+            stack.pop()
     code = code_map.get(code_id) or unknown_code(code_id)
     changes = event[CHANGES] if kind == RETURN and len(event) > CHANGES else None
     return Event(seq, kind, thread_no, t_ns, call_id, parent_id, depth, code, line_no, value,
-                 changes)
+                 changes, raised)
 
 
 def delete_runs(store, run_ids):

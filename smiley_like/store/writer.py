@@ -37,7 +37,6 @@ class _RunState:
     event_count: int = 0
     batches: int = 0
     last_batch: int = 0
-    missing_events: int = 0
 
 
 def walk(stacks, seq, events):
@@ -178,6 +177,9 @@ class StoreWriter:
 
     def end(self, message, info):
         state = self.runs.pop(message.run_id, None)
+        lost = int(info.get("lost", 0) or 0)
+        if state is not None and isinstance(info.get("sent"), int):
+            lost += max(0, info["sent"] - state.event_count)  # sent, never arrived
         notes = [clean(note) for note in info.get("notes", [])]
         with self.store.begin() as conn:
             self._ensure_run(conn, message.run_id)
@@ -188,7 +190,7 @@ class StoreWriter:
                 exc_message=clean(info.get("exc_message")),
                 traceback=clean(info.get("traceback")),
                 ended_at=info.get("ended_at") or time.time(),
-                lost_events=int(info.get("lost", 0) or 0),
+                lost_events=lost,
                 notes=json.dumps(notes)))
         return state
 

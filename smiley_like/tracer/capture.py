@@ -7,6 +7,7 @@ characters; other objects get their own ``__repr__``, guarded against raising
 (a marker) and against never returning (a watchdog interrupts it).
 """
 
+import collections
 import ctypes
 import threading
 import time
@@ -30,7 +31,13 @@ _CONTAINER_REPRS = {
     frozenset: ("frozenset({", "})"),
     dict: ("{", "}"),
 }
-_BUILTIN_REPR = {tp: tp.__repr__ for tp in _CONTAINER_REPRS}
+_CONTAINER_BASES = (list, tuple, dict, set, frozenset, collections.deque)
+# Subclasses of the containers above (Counter, OrderedDict, defaultdict, deque,
+# the user's own) longer than this are walked within the budget, not given to
+# their own repr, whose cost grows with their size.
+_SHORT_CONTAINER = 32
+# Room kept for the "... (N items)" marker when the walk runs out of budget.
+_MARKER_ROOM = 24
 
 
 class ReprTimeout(BaseException):
@@ -121,6 +128,7 @@ class Capture:
         self.watchdog = ReprWatchdog(repr_timeout)
         self._stable = set(_STABLE_TYPES)
         self._unstable = set()
+        self._slow_types = set()  # types whose repr timed out once: not tried again
 
     # -- text of one value -------------------------------------------------
 
@@ -135,9 +143,9 @@ class Capture:
             elif tp is str and len(value) <= self.max_repr:
                 text = repr(value)
             else:
-                parts = []
-                self._walk(value, parts, self.max_repr, self.max_depth, set())
-                text = "".join(parts)
+                text = self._bounded(value, self.max_repr)
+                if len(text) > self.max_repr:  # again, leaving room for the "(N items)" marker
+                    text = self._bounded(value, max(self.max_repr - _MARKER_ROOM, 8))
         except ReprTimeout:
             return "<repr timed out>"
         except Exception as exc:  # a hostile object: a marker, never a crash
@@ -145,6 +153,11 @@ class Capture:
         if len(text) > self.max_repr:
             text = text[: self.max_repr - 3] + "..."
         return text
+
+    def _bounded(self, value, budget):
+        parts = []
+        self._walk(value, parts, budget, self.max_depth, set())
+        return "".join(parts)
 
     def _walk(self, value, parts, budget, depth, active):
         """Append text for *value* to *parts*; return the budget left."""
@@ -161,10 +174,22 @@ class Capture:
             return self._walk_container(value, tp, parts, budget, depth, active)
         elif tp in _stable_builtin_reprs or tp.__repr__ is object.__repr__:
             text = repr(value)
+        elif isinstance(value, _CONTAINER_BASES) and len(value) > _SHORT_CONTAINER:
+            return self._walk_subclass(value, tp, parts, budget, depth, active)
         else:
             text = self._foreign(value)
         parts.append(text)
         return budget - len(text)
+
+    def _walk_subclass(self, value, tp, parts, budget, depth, active):
+        """``Name(<contents as the builtin base>)`` for a long container subclass."""
+        base = next(b for b in (dict, list, tuple, set, frozenset) if isinstance(value, b)) \
+            if not isinstance(value, collections.deque) else list
+        parts.append(tp.__name__ + "(")
+        budget = self._walk_container(value, base, parts, budget - len(tp.__name__) - 1,
+                                      depth, active)
+        parts.append(")")
+        return budget - 1
 
     def _walk_container(self, value, tp, parts, budget, depth, active):
         opening, closing = _CONTAINER_REPRS[tp]
@@ -180,7 +205,7 @@ class Capture:
         parts.append(opening)
         budget -= len(opening)
         is_dict = tp is dict
-        items = iter(value.items()) if is_dict else iter(value)
+        items = iter(dict.items(value)) if is_dict else iter(value)
         shown = 0
         for item in items:
             if budget <= 0:
@@ -213,10 +238,14 @@ class Capture:
         return text if len(text) <= self.max_repr else text[: self.max_repr - 3] + "..."
 
     def _foreign(self, value):
-        """The object's own repr, guarded; containers subclassed with a custom repr land here."""
+        """The object's own repr, guarded; short container subclasses land here too."""
+        tp = type(value)
+        if tp in self._slow_types:
+            return "<repr timed out>"
         try:
             text = self.watchdog.call(repr, value)
         except ReprTimeout:
+            self._slow_types.add(tp)
             return "<repr timed out>"
         except Exception as exc:
             return f"<repr failed: {type(exc).__name__}>"

@@ -93,8 +93,10 @@ class Recorder:
         if not self._active:
             return
         self._active = False
+        ident = threading.get_ident()
         current = _real_gettrace()
-        if current is not None and current is not self._tracers.get(threading.get_ident()):
+        if current is not None and current is not self._tracers.get(ident) \
+                and current is not self._user_trace.get(ident):
             self._note_displaced("a trace function installed from C (coverage, a debugger)")
         _real_settrace(None)
         _real_threading_settrace(None)

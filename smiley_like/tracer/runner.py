@@ -138,6 +138,7 @@ def run(target, on_start):
             outcome.exit_code = 0
         elif isinstance(code, int):
             outcome.exit_code = code
+            outcome.exc_message = str(code)
         else:
             try:
                 print(code, file=sys.stderr)

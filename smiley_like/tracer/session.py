@@ -13,7 +13,6 @@ import atexit
 import os
 import platform
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -70,6 +69,7 @@ class Recording:
         self.publisher.start(self._run_info())
         atexit.register(self.finish)
         os._exit = self._os_exit
+        os.register_at_fork(after_in_child=self._after_fork_in_child)
 
     def _run_info(self):
         return {
@@ -81,6 +81,7 @@ class Recording:
             "hostname": socket.gethostname(),
             "options": {"trace_locals": self.trace_locals,
                         "max_repr": self.settings.max_repr,
+                        "max_depth": self.settings.max_depth,
                         **{key: list(value) if isinstance(value, tuple) else value
                            for key, value in self.filter_options.items()}},
         }
@@ -107,6 +108,14 @@ class Recording:
             raise StoreError(line[len("error "):])
         raise StoreError(f"the writer process for '{self.database}' failed to start "
                          f"(exit status {self._writer.returncode})")
+
+    def _after_fork_in_child(self):
+        # The child must not hold the writer's stdin open: its end of file
+        # is how the writer learns that we are gone.
+        if self._writer is not None and self._writer.stdin is not None:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._writer.stdin.fileno())
+            os.close(devnull)
 
     def start_tracing(self):
         """Called by the runner just before the program's first line."""
@@ -146,9 +155,6 @@ class Recording:
             where = f"the monitor at {self.remote}" if self.remote else f"'{self.database}'"
             self._say(f"{lost} events were not recorded in {where}")
         self._cleanup()
-        if self.outcome is not None and self.outcome.status == "interrupted" \
-                and abrupt_status is None:
-            self._exit_by_sigint()
 
     def _end_info(self, abrupt_status):
         notes = list(self.recorder.notes)
@@ -184,14 +190,3 @@ class Recording:
             self.stderr.flush()
         except Exception:
             pass
-
-    @staticmethod
-    def _exit_by_sigint():
-        # Python ends a program interrupted by Ctrl-C by dying of SIGINT; so do we.
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)

@@ -1,0 +1,89 @@
+"""Safe bounded text for values: property tests of the shipped Capture class."""
+
+import collections
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from smiley_like.tracer.capture import Capture
+
+values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+    | st.binary(),
+    lambda children: st.lists(children) | st.tuples(children, children)
+    | st.dictionaries(st.text(max_size=5), children) | st.frozensets(st.integers()),
+    max_leaves=30)
+
+
+@given(values, st.integers(min_value=8, max_value=300))
+def test_text_is_bounded_and_never_raises(value, limit):
+    text = Capture(max_repr=limit).text(value)
+    assert isinstance(text, str)
+    assert len(text) <= limit
+
+
+@given(values)
+def test_short_values_read_exactly_like_repr(value):
+    expected = repr(value)
+    if len(expected) <= 200 and "..." not in expected:
+        assert Capture(max_repr=200, max_depth=50).text(value) == expected
+
+
+def test_cost_does_not_depend_on_size():
+    capture = Capture(max_repr=50)
+    big = list(range(5_000_000))
+    text = capture.text(big)
+    assert text.startswith("[0, 1, 2") and len(text) <= 50
+
+
+def test_depth_limit():
+    nested = [[[[[1]]]]]
+    assert Capture(max_depth=2).text(nested) == "[[[...]]]"
+
+
+def test_subclasses_keep_their_own_repr():
+    counter = collections.Counter("aab")
+    assert Capture().text(counter) == "Counter({'a': 2, 'b': 1})"
+
+
+def test_changes_detects_rebinding_mutation_and_deletion():
+    capture = Capture()
+    objs, texts = {}, {}
+    items = [1]
+    assert capture.snapshot({"items": items, "n": 1}, objs, texts) == {
+        "items": "[1]", "n": "1"}
+    assert capture.changes({"items": items, "n": 1}, objs, texts) is None
+    items.append(2)
+    assert capture.changes({"items": items, "n": 1}, objs, texts) == {"items": "[1, 2]"}
+    assert capture.changes({"items": items, "n": 2}, objs, texts) == {"n": "2"}
+    assert capture.changes({"n": 2}, objs, texts) == {"items": None}
+    # a new object with the same text is not a change
+    assert capture.changes({"n": 1 + 1}, objs, texts) is None
+
+
+class Hostile:
+    def __eq__(self, other):
+        raise RuntimeError("eq")
+
+    def __hash__(self):
+        raise RuntimeError("hash")
+
+    def __repr__(self):
+        raise RuntimeError("repr")
+
+
+def test_objects_whose_eq_hash_and_repr_raise():
+    capture = Capture()
+    objs, texts = {}, {}
+    value = Hostile()
+    assert capture.snapshot({"h": value}, objs, texts) == {"h": "<repr failed: RuntimeError>"}
+    assert capture.changes({"h": value}, objs, texts) is None
+    assert capture.text([value, {1: value}]) == (
+        "[<repr failed: RuntimeError>, {1: <repr failed: RuntimeError>}]")
+
+
+@settings(max_examples=50)
+@given(st.text())
+def test_strings_with_any_code_points_give_printable_text(text):
+    shown = Capture(max_repr=1000).text(text)
+    shown.encode("utf-8")  # lone surrogates are escaped, not passed through
