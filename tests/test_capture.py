@@ -48,17 +48,17 @@ def test_subclasses_keep_their_own_repr():
 
 def test_changes_detects_rebinding_mutation_and_deletion():
     capture = Capture()
-    objs, texts = {}, {}
+    objs, texts, marks = {}, {}, {}
     items = [1]
-    assert capture.snapshot({"items": items, "n": 1}, objs, texts) == {
+    assert capture.snapshot({"items": items, "n": 1}, objs, texts, marks) == {
         "items": "[1]", "n": "1"}
-    assert capture.changes({"items": items, "n": 1}, objs, texts) is None
+    assert capture.changes({"items": items, "n": 1}, objs, texts, marks) is None
     items.append(2)
-    assert capture.changes({"items": items, "n": 1}, objs, texts) == {"items": "[1, 2]"}
-    assert capture.changes({"items": items, "n": 2}, objs, texts) == {"n": "2"}
-    assert capture.changes({"n": 2}, objs, texts) == {"items": None}
+    assert capture.changes({"items": items, "n": 1}, objs, texts, marks) == {"items": "[1, 2]"}
+    assert capture.changes({"items": items, "n": 2}, objs, texts, marks) == {"n": "2"}
+    assert capture.changes({"n": 2}, objs, texts, marks) == {"items": None}
     # a new object with the same text is not a change
-    assert capture.changes({"n": 1 + 1}, objs, texts) is None
+    assert capture.changes({"n": 1 + 1}, objs, texts, marks) is None
 
 
 class Hostile:
@@ -74,10 +74,10 @@ class Hostile:
 
 def test_objects_whose_eq_hash_and_repr_raise():
     capture = Capture()
-    objs, texts = {}, {}
+    objs, texts, marks = {}, {}, {}
     value = Hostile()
-    assert capture.snapshot({"h": value}, objs, texts) == {"h": "<repr failed: RuntimeError>"}
-    assert capture.changes({"h": value}, objs, texts) is None
+    assert capture.snapshot({"h": value}, objs, texts, marks) == {"h": "<repr failed: RuntimeError>"}
+    assert capture.changes({"h": value}, objs, texts, marks) is None
     assert capture.text([value, {1: value}]) == (
         "[<repr failed: RuntimeError>, {1: <repr failed: RuntimeError>}]")
 
@@ -87,3 +87,20 @@ def test_objects_whose_eq_hash_and_repr_raise():
 def test_strings_with_any_code_points_give_printable_text(text):
     shown = Capture(max_repr=1000).text(text)
     shown.encode("utf-8")  # lone surrogates are escaped, not passed through
+
+
+def test_changes_through_equal_but_different_elements():
+    """1 == True == 1.0 and 0.0 == -0.0, but their texts differ: still a change."""
+    capture = Capture()
+    objs, texts, marks = {}, {}, {}
+    values = [1, 0.0]
+    table = {"k": 1}
+    capture.snapshot({"values": values, "table": table}, objs, texts, marks)
+    values[0] = True
+    assert capture.changes({"values": values, "table": table}, objs, texts, marks) == {
+        "values": "[True, 0.0]"}
+    values[1] = -0.0
+    table["k"] = 1.0
+    assert capture.changes({"values": values, "table": table}, objs, texts, marks) == {
+        "values": "[True, -0.0]", "table": "{'k': 1.0}"}
+    assert capture.changes({"values": values, "table": table}, objs, texts, marks) is None

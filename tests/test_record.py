@@ -252,3 +252,30 @@ def test_no_locals_records_flow_only(smiley):
     events = [e for e in smiley.events() if e.code.name == "f"]
     assert [e.kind for e in events] == [CALL, LINE, LINE, RETURN]
     assert all(e.value is None for e in events if e.kind in (CALL, LINE))
+
+
+def test_generator_resumes_record_only_what_changed(smiley):
+    smiley.record("""\
+        def gen(n):
+            total = 0
+            for i in range(n):
+                total += i
+                yield total
+        list(gen(3))
+        """)
+    calls = [e.value for e in smiley.events() if e.code.name == "gen" and e.kind == CALL]
+    assert calls[0] == {"n": "3"}
+    assert calls[1:] == [None, None, None]  # nothing changed while it was suspended
+
+
+def test_generator_expression_does_not_capture_enclosing_variables(smiley):
+    smiley.record("""\
+        def f(data, k):
+            return sum(x * k for x in data)
+        f([1, 2, 3], 10)
+        """)
+    genexpr = [e for e in smiley.events() if e.code.name == "f.<locals>.<genexpr>"]
+    seen = set()
+    for event in genexpr:
+        seen.update((event.value or {}) if event.kind in (CALL, LINE) else event.changes or {})
+    assert "x" in seen and "k" not in seen

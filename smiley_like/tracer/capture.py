@@ -9,6 +9,9 @@ characters; other objects get their own ``__repr__``, guarded against raising
 
 import collections
 import ctypes
+import itertools
+import operator
+import sys
 import threading
 import time
 import types
@@ -38,6 +41,13 @@ _CONTAINER_BASES = (list, tuple, dict, set, frozenset, collections.deque)
 _SHORT_CONTAINER = 32
 # Room kept for the "... (N items)" marker when the walk runs out of budget.
 _MARKER_ROOM = 24
+# Element types whose repr is builtin, safe, and as long as their size says.
+_ATOMIC = frozenset({int, float, complex, bool, _NoneType, str, bytes})
+_getsizeof = sys.getsizeof
+_is = operator.is_
+# How many leading elements of a list or dict a change mark remembers: more than
+# any text of max_repr characters can show.
+_MARK_ELEMENTS = 128
 
 
 class ReprTimeout(BaseException):
@@ -106,6 +116,31 @@ class ReprWatchdog:
                     _set_async_exc(ident, ctypes.py_object(ReprTimeout))
 
 
+def _mark(value, tp):
+    """(length, leading elements) of a list or dict of atomic values, or None."""
+    if tp is dict:
+        keys = list(itertools.islice(value, _MARK_ELEMENTS))
+        values = list(itertools.islice(value.values(), _MARK_ELEMENTS))
+        if set(map(type, keys)) <= _ATOMIC and set(map(type, values)) <= _ATOMIC:
+            return len(value), keys, values
+        return None
+    head = value[:_MARK_ELEMENTS]
+    if set(map(type, head)) <= _ATOMIC:
+        return len(value), head, None
+    return None
+
+
+def _same_mark(value, tp, mark):
+    """True if *value* still has the length and the very same leading elements as *mark*."""
+    count, keys, values = mark
+    if len(value) != count:
+        return False
+    if tp is dict:
+        return all(map(_is, itertools.islice(value, _MARK_ELEMENTS), keys)) and \
+            all(map(_is, itertools.islice(value.values(), _MARK_ELEMENTS), values))
+    return all(map(_is, value[:_MARK_ELEMENTS], keys))
+
+
 def _int_text(value):
     try:
         return repr(value)
@@ -142,6 +177,9 @@ class Capture:
                 text = repr(value)
             elif tp is str and len(value) <= self.max_repr:
                 text = repr(value)
+            elif (tp is list or tp is dict or tp is tuple) and \
+                    (text := self._atomic_head(value, tp)) is not None:
+                pass
             else:
                 text = self._bounded(value, self.max_repr)
                 if len(text) > self.max_repr:  # again, leaving room for the "(N items)" marker
@@ -152,6 +190,42 @@ class Capture:
             return f"<repr failed: {type(exc).__name__}>"
         if len(text) > self.max_repr:
             text = text[: self.max_repr - 3] + "..."
+        return text
+
+    def _atomic_head(self, value, tp):
+        """Text of a list, tuple or dict of atomic values, from repr() of its head: C speed.
+
+        Returns None if the head holds anything else (or very large values);
+        the general walk handles those.  The head grows once if the first 16
+        elements leave the text short, by as many as their length says fill it.
+        """
+        count = len(value)
+        take = 16
+        while True:
+            if count <= take:
+                head = value
+            elif tp is dict:
+                head = dict(itertools.islice(value.items(), take))
+            else:
+                head = value[:take]
+            if tp is dict:
+                if not (set(map(type, head)) <= _ATOMIC
+                        and set(map(type, head.values())) <= _ATOMIC):
+                    return None
+                size = sum(map(_getsizeof, head)) + sum(map(_getsizeof, head.values()))
+            else:
+                if not set(map(type, head)) <= _ATOMIC:
+                    return None
+                size = sum(map(_getsizeof, head))
+            if size > 128 * len(head) + 4 * self.max_repr:  # a huge string or int inside
+                return None
+            text = repr(head)
+            if len(text) >= self.max_repr or count <= take or take > 16:
+                break
+            take = int(self.max_repr * take / max(len(text), 1)) + 2
+        if count > len(head) or len(text) > self.max_repr:
+            marker = f"... ({count} items)" + text[-1]
+            text = text[: max(self.max_repr - len(marker), 1)] + marker
         return text
 
     def _bounded(self, value, budget):
@@ -263,36 +337,58 @@ class Capture:
         (self._stable if stable else self._unstable).add(tp)
         return stable
 
-    def snapshot(self, f_locals, objs, texts):
-        """Fill *objs* and *texts* from *f_locals*; return {name: text} of them all."""
+    def snapshot(self, f_locals, objs, texts, marks):
+        """Fill the frame's state from *f_locals*; return {name: text} of them all."""
         text = self.text
         out = {}
         for name, value in f_locals.items():
+            if objs.get(name) is IGNORED:
+                continue
             objs[name] = value
             out[name] = texts[name] = text(value)
+            tp = type(value)
+            if tp is list or tp is dict:
+                marks[name] = _mark(value, tp)
         return out
 
-    def changes(self, f_locals, objs, texts):
+    def changes(self, f_locals, objs, texts, marks):
         """Update the frame's state; return {name: text} of what changed, or None.
 
         A name bound to the same object is unchanged if its type's text cannot
-        change; otherwise its text is recomputed and compared, so a list that
-        was appended to counts as changed.  Deleted names map to None.
+        change, or, for a list or dict of atomic values, if its length and the
+        identities of its leading elements are the same (its *mark*); otherwise
+        its text is recomputed and compared, so a list that was appended to
+        counts as changed.  Deleted names map to None.
         """
-        changed = None
         stable = self._stable
+        changed = None
+        unstable = self._unstable
         text = self.text
+        get = objs.get
         for name, value in f_locals.items():
-            old = objs.get(name, _MISSING)
+            old = get(name, _MISSING)
+            if old is IGNORED:
+                continue
             if old is value:
-                if type(value) in stable or self.is_stable(type(value)):
+                tp = type(value)
+                if tp in stable or tp not in unstable and self.is_stable(tp):
                     continue
+                if tp is list or tp is dict:
+                    mark = marks.get(name)
+                    if mark is not None and _same_mark(value, tp, mark):
+                        continue
+                    marks[name] = _mark(value, tp)
                 new = text(value)
                 if new == texts[name]:
                     continue
             else:
                 new = text(value)
                 objs[name] = value
+                tp = type(value)
+                if tp is list or tp is dict:
+                    marks[name] = _mark(value, tp)
+                else:
+                    marks.pop(name, None)
                 if texts.get(name) == new:
                     continue
             texts[name] = new
@@ -304,6 +400,7 @@ class Capture:
             for name in [n for n in objs if n not in f_locals]:
                 del objs[name]
                 texts.pop(name, None)
+                marks.pop(name, None)
                 if changed is None:
                     changed = {}
                 changed[name] = None
@@ -311,4 +408,5 @@ class Capture:
 
 
 _MISSING = object()
+IGNORED = object()  # in a frame's objs: a name that is never captured
 _stable_builtin_reprs = {float, complex, bool, _NoneType, range}

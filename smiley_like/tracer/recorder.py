@@ -8,6 +8,7 @@ locking.  It never raises into the traced program.
 """
 
 import hashlib
+import inspect
 import itertools
 import os
 import sys
@@ -16,6 +17,7 @@ import time
 import tokenize
 
 from smiley_like.events import CALL, EXCEPTION, LINE, RETURN
+from smiley_like.tracer.capture import IGNORED
 from smiley_like.tracer.signals import SignalGuard, is_ours
 
 _real_settrace = sys.settrace
@@ -26,6 +28,7 @@ _real_setprofile = sys.setprofile
 _real_getprofile = sys.getprofile
 
 _MISSING = object()
+_RESUMABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 _MAX_INTERNAL_ERRORS = 100
 
 
@@ -60,6 +63,8 @@ class Recorder:
         self._stderr = stderr or sys.stderr
         self._codes = {}  # code object -> code id, or None for code we skip
         self._module_codes = set()  # ids of module bodies: their "arguments" are globals
+        self._resumable = set()  # ids of generators and coroutines: state kept across resumes
+        self._ignored = {}  # code id -> names not captured (a genexpr's enclosing variables)
         self._files = {}  # file name -> file number
         self._code_ids = itertools.count(1)
         self._file_nos = itertools.count(1)
@@ -130,6 +135,12 @@ class Recorder:
         code_id = self._codes[code] = next(self._code_ids)
         if code.co_name == "<module>":
             self._module_codes.add(code_id)
+        if code.co_flags & _RESUMABLE:
+            self._resumable.add(code_id)
+        if code.co_name == "<genexpr>" and code.co_freevars:
+            # The enclosing function's variables: shown in its own frame already,
+            # and often large (the data the expression iterates over).
+            self._ignored[code_id] = code.co_freevars
         self.publisher.defs.append(
             ("code", code_id, file_no, code.co_qualname, code.co_firstlineno))
         return code_id
@@ -175,7 +186,10 @@ class Recorder:
         publisher = self.publisher
         internal_error = self._internal_error
         interrupted = self._interrupted
+        limit = publisher.max_buffered
         module_codes = self._module_codes
+        resumable = self._resumable
+        ignored = self._ignored
 
         def trace_call(frame, event, arg):
             # The global trace function: CPython calls it for 'call' events only.
@@ -185,33 +199,42 @@ class Recorder:
                 code_id = register(code)
             if code_id is None:
                 return None
-            objs = {}
-            texts = {}
+            state = None
+            if code_id in resumable:  # a generator resumed: go on from its last state
+                state = getattr(frame.f_trace, "smiley_state", None)
             try:
-                args = snapshot(frame.f_locals, objs, texts) if trace_locals else None
+                if state is not None:
+                    objs, texts, marks = state
+                    args = changes(frame.f_locals, objs, texts, marks) if trace_locals else None
+                else:
+                    objs = dict.fromkeys(ignored[code_id], IGNORED) if code_id in ignored else {}
+                    texts = {}
+                    marks = {}
+                    args = snapshot(frame.f_locals, objs, texts, marks) if trace_locals else None
                 if code_id in module_codes:
                     args = None
                 append((CALL, thread_no, now(), frame.f_lineno, args, code_id))
-                if len(buffer) > publisher.max_buffered:
+                if len(buffer) > limit:
                     publisher.wait_for_room()
             except KeyboardInterrupt:
                 interrupted()
                 raise
             except BaseException as exc:
                 internal_error(exc)
+                return None
 
             def trace_local(frame, event, arg):
                 try:
                     if event == "line":
                         append((LINE, thread_no, now(), frame.f_lineno,
-                                changes(frame.f_locals, objs, texts) if trace_locals else None))
+                                changes(frame.f_locals, objs, texts, marks) if trace_locals else None))
                     elif event == "return":
                         append((RETURN, thread_no, now(), frame.f_lineno, text(arg),
-                                changes(frame.f_locals, objs, texts) if trace_locals else None))
+                                changes(frame.f_locals, objs, texts, marks) if trace_locals else None))
                     elif event == "exception":
                         append((EXCEPTION, thread_no, now(), frame.f_lineno,
                                 [getattr(arg[0], "__qualname__", "?"), message(arg[1])]))
-                    if len(buffer) > publisher.max_buffered:
+                    if len(buffer) > limit:
                         publisher.wait_for_room()
                 except KeyboardInterrupt:
                     interrupted()
@@ -220,6 +243,8 @@ class Recorder:
                     internal_error(exc)
                 return trace_local
 
+            if code_id in resumable:
+                trace_local.smiley_state = (objs, texts, marks)
             return trace_local
 
         return trace_call
