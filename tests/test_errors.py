@@ -1,5 +1,6 @@
 """A user's mistake gets one clear line on stderr and a non-zero exit, never a traceback."""
 
+import contextlib
 import sqlite3
 
 import pytest
@@ -52,7 +53,7 @@ def test_ambiguous_run_prefix(smiley):
 
 
 def test_database_of_another_application(smiley):
-    with sqlite3.connect(smiley.database) as conn:
+    with contextlib.closing(sqlite3.connect(smiley.database)) as conn, conn:
         conn.execute("create table accounts (id integer)")
     for args in (["list"], ["run", "prog.py"]):
         smiley.script("x = 1\n")
@@ -70,7 +71,7 @@ def test_database_that_is_a_text_file(smiley):
 
 def test_database_from_a_newer_version(smiley):
     smiley.record("x = 1\n")
-    with sqlite3.connect(smiley.database) as conn:
+    with contextlib.closing(sqlite3.connect(smiley.database)) as conn, conn:
         conn.execute("update meta set value = '99' where key = 'schema_version'")
     assert_one_line_error(smiley("list"), "schema version 99", "upgrade")
     smiley.script("print('should not run')\n")
