@@ -174,3 +174,10 @@ def test_program_that_reads_its_own_trace_function_sees_none(smiley):
     smiley.script("import sys\nprint(sys.gettrace())\n")
     plain, traced = same_as_python(smiley, "prog.py")
     assert traced.stdout == plain.stdout == "None\n"
+
+
+def test_the_traced_process_does_not_load_the_database_layer(smiley):
+    smiley.record("import sys\nprint(sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy'))\n")
+    assert smiley.last_run().status == "finished"
+    result = smiley("run", "prog.py", check=0)
+    assert result.stdout == "[]\n"

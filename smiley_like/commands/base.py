@@ -1,5 +1,6 @@
 """What every command shares: the --database option and one-line errors."""
 
+import contextlib
 import logging
 import traceback
 
@@ -10,6 +11,10 @@ LOG = logging.getLogger(__name__)
 
 #: Exit status for our own failures (bad input, unusable database).
 ERROR_EXIT = 2
+
+
+def add_run_argument(parser):
+    parser.add_argument("run", metavar="RUN", help="run id, unique prefix, or 'last'")
 
 
 def add_database_option(parser, settings):
@@ -48,6 +53,17 @@ class ErrorsAsOneLine:
         from smiley_like.store.engine import open_store
 
         return open_store(parsed_args.database, busy_timeout=self.settings.busy_timeout)
+
+    @contextlib.contextmanager
+    def run_in_store(self, parsed_args):
+        """Yield (store, run id) for the RUN argument; close the store afterwards."""
+        from smiley_like.store import queries  # not at import: run must not load SQLAlchemy
+
+        store = self.open_store(parsed_args)
+        try:
+            yield store, queries.resolve_run(store, parsed_args.run)
+        finally:
+            store.close()
 
     @property
     def settings(self):

@@ -1,13 +1,12 @@
-"""``smiley-like replay``: what happened, event by event, with source and locals."""
+"""``smiley-like replay``: what happened, event by event, with source and locals.
 
-import sys
+Imports of the database layer are in take_action: see commands/runs.py.
+"""
+
 
 from cliff.command import Command
 
-from smiley_like import replay
-from smiley_like.commands.base import ErrorsAsOneLine, add_database_option
-from smiley_like.render.console import ConsoleRenderer
-from smiley_like.store import queries
+from smiley_like.commands.base import ErrorsAsOneLine, add_database_option, add_run_argument
 
 
 class Replay(ErrorsAsOneLine, Command):
@@ -16,7 +15,7 @@ class Replay(ErrorsAsOneLine, Command):
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         add_database_option(parser, self.settings)
-        parser.add_argument("run", metavar="RUN", help="run id, unique prefix, or 'last'")
+        add_run_argument(parser)
         parser.add_argument("--thread", action="append", default=[], metavar="NAME_OR_NO",
                             help="only this thread (name or number; repeatable)")
         parser.add_argument("--function", action="append", default=[], metavar="NAME",
@@ -35,9 +34,11 @@ class Replay(ErrorsAsOneLine, Command):
         return parser
 
     def take_action(self, parsed_args):
-        store = self.open_store(parsed_args)
-        try:
-            run_id = queries.resolve_run(store, parsed_args.run)
+        from smiley_like import replay
+        from smiley_like.render.console import ConsoleRenderer
+        from smiley_like.store import queries
+
+        with self.run_in_store(parsed_args) as (store, run_id):
             run = queries.run(store, run_id)
             threads = queries.threads(store, run_id)
             out = self.app.stdout
@@ -54,8 +55,6 @@ class Replay(ErrorsAsOneLine, Command):
                                        functions=parsed_args.function,
                                        files=parsed_args.file):
                 renderer.write(event)
-        finally:
-            store.close()
         if hasattr(out, "flush"):
             out.flush()
         return 0

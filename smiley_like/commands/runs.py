@@ -1,4 +1,8 @@
-"""``smiley-like list``, ``show`` and ``delete``: the recorded runs."""
+"""``smiley-like list``, ``show`` and ``delete``: the recorded runs.
+
+The database layer is imported when a command runs: cliff imports every
+command module, and ``run`` must not load SQLAlchemy into the traced program.
+"""
 
 import json
 import time
@@ -7,9 +11,8 @@ from cliff.command import Command
 from cliff.lister import Lister
 from cliff.show import ShowOne
 
-from smiley_like.commands.base import ErrorsAsOneLine, add_database_option
+from smiley_like.commands.base import ErrorsAsOneLine, add_database_option, add_run_argument
 from smiley_like.errors import UsageError
-from smiley_like.store import queries
 
 RUN_COLUMNS = ("Run", "Command", "Started", "Duration", "Ended", "Events")
 
@@ -61,6 +64,8 @@ class ListRuns(ErrorsAsOneLine, Lister):
         return parser
 
     def take_action(self, parsed_args):
+        from smiley_like.store import queries
+
         store = self.open_store(parsed_args)
         try:
             rows = queries.runs(store)
@@ -76,18 +81,16 @@ class ShowRun(ErrorsAsOneLine, ShowOne):
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         add_database_option(parser, self.settings)
-        parser.add_argument("run", metavar="RUN", help="run id, unique prefix, or 'last'")
+        add_run_argument(parser)
         return parser
 
     def take_action(self, parsed_args):
-        store = self.open_store(parsed_args)
-        try:
-            run_id = queries.resolve_run(store, parsed_args.run)
+        from smiley_like.store import queries
+
+        with self.run_in_store(parsed_args) as (store, run_id):
             run = queries.run(store, run_id)
             threads = queries.threads(store, run_id)
             files = queries.files(store, run_id)
-        finally:
-            store.close()
         fields = {
             "Run": run.id,
             "Command": _command(run),
@@ -125,6 +128,8 @@ class DeleteRuns(ErrorsAsOneLine, Command):
         return parser
 
     def take_action(self, parsed_args):
+        from smiley_like.store import queries
+
         store = self.open_store(parsed_args)
         try:
             run_ids = list(dict.fromkeys(queries.resolve_run(store, ref)

@@ -103,23 +103,21 @@ def decode(frames):
     return Message(kind, run_id, pid, batch, header, payload)
 
 
-def decode_map(data):
-    """Unpack a start or end payload, which must be a map."""
+def _decode_payload(data, expected, name):
     try:
         value = unpack(data)
     except Exception as exc:
         raise WireError(f"unreadable payload: {exc}") from exc
-    if not isinstance(value, dict):
-        raise WireError("payload is not a map")
+    if not isinstance(value, expected):
+        raise WireError(f"payload is not {name}")
     return value
+
+
+def decode_map(data):
+    """Unpack a start or end payload, which must be a map."""
+    return _decode_payload(data, dict, "a map")
 
 
 def decode_list(data):
     """Unpack a definitions or events payload, which must be an array."""
-    try:
-        value = unpack(data)
-    except Exception as exc:
-        raise WireError(f"unreadable payload: {exc}") from exc
-    if not isinstance(value, list):
-        raise WireError("payload is not an array")
-    return value
+    return _decode_payload(data, list, "an array")
