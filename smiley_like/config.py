@@ -36,8 +36,8 @@ def _coerce(field, text, where):
     try:
         return field.type(text)
     except ValueError:
-        raise UsageError(f"{where}: {field.name} must be a {field.type.__name__}, "
-                         f"not {text!r}") from None
+        kind = {int: "a whole number", float: "a number"}.get(field.type, field.type.__name__)
+        raise UsageError(f"{where}: {field.name} must be {kind}, not {text!r}") from None
 
 
 def load(directory="."):

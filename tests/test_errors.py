@@ -147,3 +147,9 @@ def test_default_database_is_a_file_in_the_current_directory(smiley):
     smiley.script("x = 1\n")
     assert smiley("run", "prog.py", database=False).returncode == 0
     assert (smiley.directory / ".smiley_like.db").exists()
+
+
+def test_bad_setting_in_the_environment(smiley):
+    smiley.script("x = 1\n")
+    result = smiley("run", "prog.py", env={"SMILEY_LIKE_MAX_REPR": "abc"})
+    assert_one_line_error(result, "SMILEY_LIKE_MAX_REPR", "whole number", "'abc'")

@@ -279,3 +279,17 @@ def test_generator_expression_does_not_capture_enclosing_variables(smiley):
     for event in genexpr:
         seen.update((event.value or {}) if event.kind in (CALL, LINE) else event.changes or {})
     assert "x" in seen and "k" not in seen
+
+
+def test_threads_run_one_after_another_are_told_apart(smiley):
+    smiley.record("""\
+        import threading
+        def work(n):
+            return n
+        for i in range(3):
+            t = threading.Thread(target=work, args=(i,))
+            t.start()
+            t.join()
+        """)
+    work = [e for e in smiley.events() if e.code.name == "work" and e.kind == CALL]
+    assert len({e.thread_no for e in work}) == 3  # even if the OS reuses thread idents

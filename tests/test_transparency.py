@@ -181,3 +181,51 @@ def test_the_traced_process_does_not_load_the_database_layer(smiley):
     assert smiley.last_run().status == "finished"
     result = smiley("run", "prog.py", check=0)
     assert result.stdout == "[]\n"
+
+
+def test_program_arguments_that_look_like_our_options_are_the_programs(smiley):
+    smiley.script("import sys\nprint(sys.argv[1:])\n")
+    result = smiley("run", "prog.py", "--help", "-v", "--debug", "-q", check=0)
+    assert result.stdout == "['--help', '-v', '--debug', '-q']\n"
+
+
+def test_other_exceptions_from_signal_handlers_reach_the_program(smiley):
+    smiley.script("""\
+        import signal
+        def on_alarm(signum, frame):
+            raise TimeoutError("alarm")
+        signal.signal(signal.SIGALRM, on_alarm)
+        def spin():
+            n = 0
+            while True:
+                n += 1
+        caught = 0
+        for _ in range(3):
+            signal.setitimer(signal.ITIMER_REAL, 0.2)
+            try:
+                spin()
+            except TimeoutError:
+                caught += 1
+        print("caught", caught)
+        """)
+    result = smiley("run", "prog.py", check=0)
+    assert result.stdout == "caught 3\n"
+    assert "internal error" not in result.stderr
+    assert [e.code.name for e in smiley.events()].count("spin") > 3  # still tracing
+
+
+def test_interrupted_traceback_has_no_frames_of_ours(smiley):
+    smiley.script("""\
+        import os, signal
+        def spin():
+            n = 0
+            while True:
+                n += 1
+                if n == 20000:
+                    os.kill(os.getpid(), signal.SIGINT)
+        spin()
+        """)
+    result = smiley("run", "prog.py")
+    assert result.returncode == -signal.SIGINT
+    assert "KeyboardInterrupt" in result.stderr
+    assert "smiley_like" not in result.stderr

@@ -33,6 +33,8 @@ class ErrorsAsOneLine:
 
     def run(self, parsed_args):
         try:
+            if getattr(self.app, "_smiley_settings_error", None) is not None:
+                raise self.app._smiley_settings_error
             return super().run(parsed_args)
         except SmileyError as error:
             self._report(str(error))
@@ -69,5 +71,10 @@ class ErrorsAsOneLine:
     def settings(self):
         settings = getattr(self.app, "_smiley_settings", None)
         if settings is None:
-            settings = self.app._smiley_settings = config.load()
+            try:
+                settings = config.load()
+            except SmileyError as error:  # reported by run(), as one line
+                self.app._smiley_settings_error = error
+                settings = config.Settings()
+            self.app._smiley_settings = settings
         return settings

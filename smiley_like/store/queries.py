@@ -7,10 +7,10 @@ from sqlalchemy import delete, func, select
 
 from smiley_like.errors import UnknownRun
 from smiley_like.events import CALL, CHANGES, CODE, EXCEPTION, LINE, RETURN, Code, Event
-
-UNKNOWN_CALL = -1  # call id of a frame whose call was not stored (a lost batch)
 from smiley_like.store import schema
 from smiley_like.wire import codec
+
+UNKNOWN_CALL = -1  # call id of a frame whose call was not stored (a lost batch)
 
 
 def runs(store):

@@ -45,9 +45,6 @@ _MARKER_ROOM = 24
 _ATOMIC = frozenset({int, float, complex, bool, _NoneType, str, bytes})
 _getsizeof = sys.getsizeof
 _is = operator.is_
-# How many leading elements of a list or dict a change mark remembers: more than
-# any text of max_repr characters can show.
-_MARK_ELEMENTS = 128
 
 
 class ReprTimeout(BaseException):
@@ -116,29 +113,36 @@ class ReprWatchdog:
                     _set_async_exc(ident, ctypes.py_object(ReprTimeout))
 
 
-def _mark(value, tp):
+def _builtin_access(tp):
+    """True if a container subclass keeps its base's len() and iteration (no user code runs)."""
+    base = next(b for b in _CONTAINER_BASES if issubclass(tp, b))
+    return tp.__len__ is base.__len__ and tp.__iter__ is base.__iter__ and \
+        (base is not dict or tp.items is dict.items)
+
+
+def _mark(value, tp, elements):
     """(length, leading elements) of a list or dict of atomic values, or None."""
     if tp is dict:
-        keys = list(itertools.islice(value, _MARK_ELEMENTS))
-        values = list(itertools.islice(value.values(), _MARK_ELEMENTS))
+        keys = list(itertools.islice(value, elements))
+        values = list(itertools.islice(value.values(), elements))
         if set(map(type, keys)) <= _ATOMIC and set(map(type, values)) <= _ATOMIC:
             return len(value), keys, values
         return None
-    head = value[:_MARK_ELEMENTS]
+    head = value[:elements]
     if set(map(type, head)) <= _ATOMIC:
         return len(value), head, None
     return None
 
 
-def _same_mark(value, tp, mark):
+def _same_mark(value, tp, mark, elements):
     """True if *value* still has the length and the very same leading elements as *mark*."""
     count, keys, values = mark
     if len(value) != count:
         return False
     if tp is dict:
-        return all(map(_is, itertools.islice(value, _MARK_ELEMENTS), keys)) and \
-            all(map(_is, itertools.islice(value.values(), _MARK_ELEMENTS), values))
-    return all(map(_is, value[:_MARK_ELEMENTS], keys))
+        return all(map(_is, itertools.islice(value, elements), keys)) and \
+            all(map(_is, itertools.islice(value.values(), elements), values))
+    return all(map(_is, value[:elements], keys))
 
 
 def _int_text(value):
@@ -164,6 +168,9 @@ class Capture:
         self._stable = set(_STABLE_TYPES)
         self._unstable = set()
         self._slow_types = set()  # types whose repr timed out once: not tried again
+        # A change mark covers more elements than any text of max_repr characters
+        # can show (an element takes at least three: "1, ").
+        self._mark_elements = max_repr // 3 + 2
 
     # -- text of one value -------------------------------------------------
 
@@ -219,7 +226,10 @@ class Capture:
                 size = sum(map(_getsizeof, head))
             if size > 128 * len(head) + 4 * self.max_repr:  # a huge string or int inside
                 return None
-            text = repr(head)
+            try:
+                text = repr(head)
+            except ValueError:  # an int with more digits than Python will print
+                return None
             if len(text) >= self.max_repr or count <= take or take > 16:
                 break
             take = int(self.max_repr * take / max(len(text), 1)) + 2
@@ -248,7 +258,8 @@ class Capture:
             return self._walk_container(value, tp, parts, budget, depth, active)
         elif tp in _stable_builtin_reprs or tp.__repr__ is object.__repr__:
             text = repr(value)
-        elif isinstance(value, _CONTAINER_BASES) and len(value) > _SHORT_CONTAINER:
+        elif isinstance(value, _CONTAINER_BASES) and _builtin_access(tp) \
+                and len(value) > _SHORT_CONTAINER:
             return self._walk_subclass(value, tp, parts, budget, depth, active)
         else:
             text = self._foreign(value)
@@ -348,7 +359,7 @@ class Capture:
             out[name] = texts[name] = text(value)
             tp = type(value)
             if tp is list or tp is dict:
-                marks[name] = _mark(value, tp)
+                marks[name] = _mark(value, tp, self._mark_elements)
         return out
 
     def changes(self, f_locals, objs, texts, marks):
@@ -375,9 +386,9 @@ class Capture:
                     continue
                 if tp is list or tp is dict:
                     mark = marks.get(name)
-                    if mark is not None and _same_mark(value, tp, mark):
+                    if mark is not None and _same_mark(value, tp, mark, self._mark_elements):
                         continue
-                    marks[name] = _mark(value, tp)
+                    marks[name] = _mark(value, tp, self._mark_elements)
                 new = text(value)
                 if new == texts[name]:
                     continue
@@ -386,7 +397,7 @@ class Capture:
                 objs[name] = value
                 tp = type(value)
                 if tp is list or tp is dict:
-                    marks[name] = _mark(value, tp)
+                    marks[name] = _mark(value, tp, self._mark_elements)
                 else:
                     marks.pop(name, None)
                 if texts.get(name) == new:
@@ -397,7 +408,7 @@ class Capture:
             changed[name] = new
         # Every current name is in objs now, so extra names were deleted.
         if len(objs) > len(f_locals):
-            for name in [n for n in objs if n not in f_locals]:
+            for name in [n for n in objs if n not in f_locals and objs[n] is not IGNORED]:
                 del objs[name]
                 texts.pop(name, None)
                 marks.pop(name, None)

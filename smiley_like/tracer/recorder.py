@@ -18,7 +18,7 @@ import tokenize
 
 from smiley_like.events import CALL, EXCEPTION, LINE, RETURN
 from smiley_like.tracer.capture import IGNORED
-from smiley_like.tracer.signals import SignalGuard, is_ours
+from smiley_like.tracer.signals import SignalGuard
 
 _real_settrace = sys.settrace
 _real_gettrace = sys.gettrace
@@ -75,7 +75,7 @@ class Recorder:
         self._internal_errors = 0
         self._said = set()
         self._active = False
-        self._signals = SignalGuard(self._restore_after_raise)
+        self._signals = SignalGuard()
         self._pid = os.getpid()
 
     # -- starting and stopping ---------------------------------------------
@@ -145,9 +145,13 @@ class Recorder:
             ("code", code_id, file_no, code.co_qualname, code.co_firstlineno))
         return code_id
 
-    def _tracer_for_this_thread(self):
+    def _tracer_for_this_thread(self, new_thread=False):
+        """This thread's trace function; a thread just started always gets a new one.
+
+        (Thread idents are reused once a thread has ended.)
+        """
         ident = threading.get_ident()
-        tracer = self._tracers.get(ident)
+        tracer = None if new_thread else self._tracers.get(ident)
         if tracer is None:
             thread_no = next(self._thread_nos)
             current = threading.current_thread()
@@ -167,7 +171,7 @@ class Recorder:
             return self._user_thread_hook(frame, event, arg)
         if not self._active:
             return None
-        tracer = self._tracer_for_this_thread()
+        tracer = self._tracer_for_this_thread(new_thread=True)
         _real_settrace(tracer)
         return tracer(frame, event, arg)
 
@@ -187,6 +191,8 @@ class Recorder:
         internal_error = self._internal_error
         interrupted = self._interrupted
         limit = publisher.max_buffered
+        pending = self._signals.pending
+        raise_pending = self._raise_pending
         module_codes = self._module_codes
         resumable = self._resumable
         ignored = self._ignored
@@ -198,6 +204,8 @@ class Recorder:
             if code_id is _MISSING:
                 code_id = register(code)
             if code_id is None:
+                if pending:
+                    raise_pending(frame)
                 return None
             state = None
             if code_id in resumable:  # a generator resumed: go on from its last state
@@ -216,10 +224,10 @@ class Recorder:
                 append((CALL, thread_no, now(), frame.f_lineno, args, code_id))
                 if len(buffer) > limit:
                     publisher.wait_for_room()
-            except KeyboardInterrupt:
-                interrupted()
-                raise
             except BaseException as exc:
+                if isinstance(exc, KeyboardInterrupt):
+                    interrupted(frame)
+                    raise
                 internal_error(exc)
                 return None
 
@@ -236,36 +244,45 @@ class Recorder:
                                 [getattr(arg[0], "__qualname__", "?"), message(arg[1])]))
                     if len(buffer) > limit:
                         publisher.wait_for_room()
-                except KeyboardInterrupt:
-                    interrupted()
-                    raise
                 except BaseException as exc:
+                    if isinstance(exc, KeyboardInterrupt):
+                        interrupted(frame)
+                        raise
                     internal_error(exc)
+                if pending:
+                    raise_pending(frame)
                 return trace_local
 
             if code_id in resumable:
                 trace_local.smiley_state = (objs, texts, marks)
+            if pending:
+                raise_pending(frame)
             return trace_local
 
         return trace_call
 
-    def _interrupted(self):
-        """A KeyboardInterrupt is going through our trace function: let it, then trace on."""
-        self._restore_after_raise(sys._getframe(1))
+    def _interrupted(self, frame):
+        """A KeyboardInterrupt raised in our code, not by a signal handler: let it through."""
+        self._restore_after_raise(frame)
+
+    def _raise_pending(self, frame):
+        """Raise what a signal handler raised in our frames, into the program's *frame*."""
+        exc = self._signals.pending.pop(0)
+        del self._signals.pending[:]
+        self._restore_after_raise(frame)
+        raise exc
 
     def _restore_after_raise(self, frame):
         """Put tracing back right after an exception leaves our trace function.
 
-        CPython drops a trace function that raises (and the frame's local one).
+        CPython drops a trace function that raises (and *frame*'s local one).
         A one-shot profile hook, called at this thread's next call or return,
-        reinstalls both.  Returns a function that cancels it.
+        reinstalls both.
         """
         tracer = self._tracers.get(threading.get_ident())
         if not self._active or tracer is None:
-            return None
-        while frame is not None and is_ours(frame):
-            frame = frame.f_back
-        local = frame.f_trace if frame is not None else None
+            return
+        local = frame.f_trace
         previous = _real_getprofile()
 
         def restore(_frame, _event, _arg):
@@ -274,10 +291,10 @@ class Recorder:
                 _real_settrace(tracer)
                 if local is not None and frame.f_trace is None:
                     frame.f_trace = local
-                self._note("a KeyboardInterrupt went through the tracer; tracing was put back")
+                self._note("a signal handler's exception went through the tracer; "
+                           "tracing was put back")
 
         _real_setprofile(restore)
-        return lambda: _real_setprofile(previous)
 
     def _note(self, text):
         if text not in self.notes:

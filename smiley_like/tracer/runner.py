@@ -104,9 +104,17 @@ def _is_zip(path):
 
 
 def _strip_our_frames(tb):
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_OUR_DIR):
+    """The traceback without our frames: the runner's, and the tracer's if a signal hit it."""
+    kept = []
+    while tb is not None:
+        if not tb.tb_frame.f_code.co_filename.startswith(_OUR_DIR):
+            kept.append(tb)
         tb = tb.tb_next
-    return tb
+    for outer, inner in zip(kept, kept[1:]):
+        outer.tb_next = inner
+    if kept:
+        kept[-1].tb_next = None
+    return kept[0] if kept else None
 
 
 def run(target, on_start):
@@ -138,7 +146,7 @@ def run(target, on_start):
             outcome.exit_code = 0
         elif isinstance(code, int):
             outcome.exit_code = code
-            outcome.exc_message = str(code)
+            outcome.exc_message = str(code) if code else None
         else:
             try:
                 print(code, file=sys.stderr)

@@ -1,15 +1,15 @@
 """Signal handlers that fire inside our trace function.
 
-CPython runs Python signal handlers at its next check point, and the entry of
-our trace function is one.  A handler that raises there (the default SIGINT
-handler raises KeyboardInterrupt) makes the exception appear in the traced
-frame, exactly where the program would see it under plain python; but CPython
-also drops a trace function that raises.  So each Python-level handler is
-wrapped: when the frame it interrupts is ours, ``before_raise(frame)`` is
-called first, which arranges for tracing to be put back right after the
-exception has gone through.  (Deferring the signal instead does not work:
-after any check point in the program's code, the next one is in our trace
-function again.)
+CPython runs Python signal handlers at its next check point, and many of
+those are in our trace function.  A handler's exception (the default SIGINT
+handler raises KeyboardInterrupt) must reach the program, but raised in the
+middle of our code it could be caught there (capture guards every __repr__
+with ``except Exception``).  So each Python-level handler is wrapped: when the
+frame it interrupts is ours, whatever it raises is parked in ``pending``, and
+the trace function raises it at its own boundary, where it lands in the
+program's frame exactly as under plain python.  (Deferring the signal itself
+does not work: after any check point in the program's code, the next one is
+in our trace function again.)
 """
 
 import os
@@ -28,9 +28,9 @@ def is_ours(frame):
 class SignalGuard:
     """Installs wrappers around the program's signal handlers."""
 
-    def __init__(self, before_raise):
-        self._before_raise = before_raise  # frame -> callable undoing it, or None
+    def __init__(self):
         self._handlers = {}  # signal number -> the program's own handler
+        self.pending = []  # exceptions handlers raised in our frames, for the tracer to raise
 
     def install(self):
         current = _real_getsignal(signal.SIGINT)
@@ -53,11 +53,11 @@ class SignalGuard:
         def guarded(signum, frame):
             if frame is None or not is_ours(frame):
                 return handler(signum, frame)
-            undo = self._before_raise(frame)
-            result = handler(signum, frame)  # usually raises KeyboardInterrupt
-            if undo is not None:  # it did not raise: nothing to put back
-                undo()
-            return result
+            try:
+                return handler(signum, frame)  # the default SIGINT handler raises
+            except BaseException as exc:
+                self.pending.append(exc)
+                return None
 
         _real_signal(signum, guarded)
         self._handlers[signum] = handler
