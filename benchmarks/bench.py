@@ -7,14 +7,17 @@ Usage::
 
 Every measurement is a fresh subprocess, and repetitions are interleaved
 (for each repetition, for each workload: mode A, B, C, D), so that a slow
-patch on a shared machine hits every mode alike; medians are reported.
+patch on a shared machine hits every mode alike; medians are reported.  The
+fast modes (untraced, noop-settrace) run ``--cheap-samples`` times (5) at
+each turn: their medians are the denominators of the ratios, and on a busy
+machine a single 50 ms figure is mostly noise.
 
 How time is measured, the same way in every mode:
 
 * The figure used for ratios is the subprocess's wall time, from spawn to
   exit, minus that mode's fixed start-up cost.  The start-up cost is the
   median wall time of the same command running ``workloads/empty.py``,
-  measured as one more workload in the same interleaving.  For smiley-like
+  measured in the same interleaving, just before every workload.  For smiley-like
   this subtracts importing the CLI, starting the writer process and creating
   the database, and keeps everything the program's size adds: tracing,
   sending, and waiting at exit until the writer has stored the last event.
@@ -95,6 +98,9 @@ class Mode:
 
     ``records``: it stores a run in ``ctx.database``, to be inspected.
     ``timed_inside``: it writes the in-process time to ``ctx.timing_file``.
+    ``cheap``: it takes a fraction of a second, so it is sampled
+    ``--cheap-samples`` times at each turn (its medians are the denominators
+    of every ratio, and a loaded machine makes 50 ms figures jumpy).
     A ``--remote`` mode would be one more entry: ``smiley-like run --remote
     URL`` with a ``smiley-like monitor`` started beforehand on ``ctx.database``
     (and stopped before the database is inspected).
@@ -104,12 +110,13 @@ class Mode:
     command: Callable[[Context], list]
     records: bool = False
     timed_inside: bool = False
+    cheap: bool = False
 
 
 MODES = (
-    Mode("untraced", timed_inside=True,
+    Mode("untraced", timed_inside=True, cheap=True,
          command=lambda c: [c.python, DRIVER, c.timing_file, c.script, *c.args]),
-    Mode("noop-settrace", timed_inside=True,
+    Mode("noop-settrace", timed_inside=True, cheap=True,
          command=lambda c: [c.python, DRIVER, "--noop", c.timing_file, c.script, *c.args]),
     Mode("smiley-like", records=True,
          command=lambda c: [c.smiley, "run", "--database", c.database, c.script, *c.args]),
@@ -255,32 +262,51 @@ def workload_args(name, preset):
 
 
 def run_all(config):
-    """Interleave: every repetition runs every workload under every mode, in order."""
+    """Interleave: every repetition runs every workload under every mode, in order.
+
+    The empty script runs under every mode just before each workload, so the
+    start-up figure subtracted from a mode is a median of many samples taken
+    among the measurements it corrects.
+    """
     records = []
     for mode in config.modes:  # warm-up: file caches and .pyc files, not counted
         measure(mode, EMPTY, [], config)
     for rep in range(config.repeat):
-        for workload in [EMPTY, *config.workloads]:
-            args = workload_args(workload, config.preset)
-            progress = []
-            for mode in config.modes:
-                record = measure(mode, workload, args, config,
-                                 list_check=config.check_list and rep == 0)
-                record["rep"] = rep
-                records.append(record)
-                if record["ok"]:
-                    progress.append(f"{mode.name} {record['wall']:.3f}s")
-                else:
-                    progress.append(f"{mode.name} FAILED")
-                    print(f"FAILED: {workload} under {mode.name}, repetition {rep + 1}: "
-                          f"{record['error']}", file=sys.stderr)
-                for problem in record.get("problems", []):
-                    print(f"problem: {workload} under {mode.name}, repetition {rep + 1}: "
-                          f"{problem}", file=sys.stderr)
-            print(f"[{rep + 1}/{config.repeat}] {workload:<11} " + "  ".join(progress),
-                  file=sys.stderr, flush=True)
+        for workload in config.workloads:
+            for name in (EMPTY, workload):
+                records += run_slot(name, rep, config)
     check_outputs(records)
     return records
+
+
+def run_slot(workload, rep, config):
+    """One workload under every mode in turn; report failures as they happen."""
+    args = workload_args(workload, config.preset)
+    list_check = config.check_list and rep == 0 and workload != EMPTY
+    records = []
+    progress = []
+    for mode in config.modes:
+        walls = []
+        for _ in range(config.cheap_samples if mode.cheap else 1):
+            record = measure(mode, workload, args, config, list_check=list_check)
+            record["rep"] = rep
+            records.append(record)
+            report_trouble(record, rep)
+            if record["ok"]:
+                walls.append(record["wall"])
+        progress.append(f"{mode.name} {statistics.median(walls):.3f}s" if walls
+                        else f"{mode.name} FAILED")
+    print(f"[{rep + 1}/{config.repeat}] {workload:<11} " + "  ".join(progress),
+          file=sys.stderr, flush=True)
+    return records
+
+
+def report_trouble(record, rep):
+    where = f"{record['workload']} under {record['mode']}, repetition {rep + 1}"
+    if not record["ok"]:
+        print(f"FAILED: {where}: {record['error']}", file=sys.stderr)
+    for problem in record.get("problems", []):
+        print(f"problem: {where}: {problem}", file=sys.stderr)
 
 
 def check_outputs(records):
@@ -315,7 +341,8 @@ def analyse(records, config):
         return [r for r in records if r["ok"] and r["workload"] == workload
                 and r["mode"] == mode.name]
 
-    startup = {mode.name: median_of(ok(EMPTY, mode), "wall") for mode in config.modes}
+    samples = {mode.name: ok(EMPTY, mode) for mode in config.modes}
+    startup = {name: median_of(runs, "wall") for name, runs in samples.items()}
     results = {}
     for workload in config.workloads:
         rows = {}
@@ -341,6 +368,8 @@ def analyse(records, config):
             row["events_per_s_untraced"] = ratio(row["events"], untraced)
             row["events_per_s_traced"] = ratio(row["events"], row["net"])
         results[workload] = rows
+    startup = {name: {"median": startup[name], "samples": len(samples[name])}
+               for name in startup}
     return startup, results
 
 
@@ -386,15 +415,17 @@ def print_header(config):
     print(f"machine: {platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs "
           f"(nproc {nproc()}), load average at start {load_average()}")
     print(f"smiley-like: {config.smiley} ({config.smiley_version}); source {config.source}")
-    print(f"settings: {config.preset} sizes, {config.repeat} repetition(s), modes "
+    print(f"settings: {config.preset} sizes, {config.repeat} repetition(s) "
+          f"({config.cheap_samples} samples each for fast modes), modes "
           f"{', '.join(m.name for m in config.modes)}")
 
 
 def print_report(startup, results, summary, config, elapsed):
     print()
     print("start-up (empty.py), median wall seconds, subtracted from every figure below:")
-    print(table(["mode", "raw s"],
-                [[name, fmt(value, ".3f")] for name, value in startup.items()]))
+    print(table(["mode", "raw s", "samples"],
+                [[name, fmt(row["median"], ".3f"), row["samples"]]
+                 for name, row in startup.items()]))
     headers = ["mode", "net s", "raw s", "in-proc s", "x untraced", "x no-op", "events",
                "ev/s untraced", "ev/s traced", "B/event"]
     for workload, rows in results.items():
@@ -402,7 +433,8 @@ def print_report(startup, results, summary, config, elapsed):
         print(f"\n{workload} (size {size})")
         body = []
         for name, row in rows.items():
-            runs = f" ({row['runs']} ok)" if row["runs"] != config.repeat else ""
+            expected = config.repeat * (config.cheap_samples if MODE_BY_NAME[name].cheap else 1)
+            runs = f" ({row['runs']} of {expected} ok)" if row["runs"] != expected else ""
             body.append([name + runs, fmt(row["net"], ".3f"), fmt(row["raw"], ".3f"),
                          fmt(row["inside"], ".3f"), fmt(row["x_untraced"], ".2f"),
                          fmt(row["x_noop"], ".2f"), fmt(row["events"], ",.0f"),
@@ -492,6 +524,9 @@ def parse_args(argv):
     parser.add_argument("--mode", action="append", choices=list(MODE_BY_NAME), metavar="NAME",
                         help=f"run only this mode (repeatable; choices: "
                         f"{', '.join(repr(m) for m in MODE_BY_NAME)})")
+    parser.add_argument("--cheap-samples", type=int, default=5, metavar="N",
+                        help="runs of the fast modes (untraced, noop-settrace) at each turn "
+                             "(default: %(default)s)")
     parser.add_argument("--json", metavar="FILE", help="write every raw measurement here")
     parser.add_argument("--smiley", default=find_smiley(), metavar="PATH",
                         help="the smiley-like command (default: %(default)s)")
@@ -503,8 +538,8 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.repeat is None:
         args.repeat = 1 if args.quick else 5
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
+    if args.repeat < 1 or args.cheap_samples < 1:
+        parser.error("--repeat and --cheap-samples must be at least 1")
     return args
 
 
@@ -519,6 +554,7 @@ class Config:
     modes: list
     timeout: float
     check_list: bool
+    cheap_samples: int
     smiley_version: str = ""
     source: str = ""
 
@@ -533,7 +569,7 @@ def main(argv=None):
         repeat=args.repeat,
         workloads=[w for w in WORKLOADS if w in set(args.workload or WORKLOADS)],
         modes=[mode for mode in MODES if mode.name in chosen],
-        timeout=args.timeout, check_list=args.check_list,
+        timeout=args.timeout, check_list=args.check_list, cheap_samples=args.cheap_samples,
         smiley_version=smiley_version(args.smiley, env), source=describe_source())
     print_header(config)
     sys.stdout.flush()
@@ -553,6 +589,7 @@ def write_json(path, config, records, startup, results, summary, elapsed):
             "platform": platform.platform(), "nproc": nproc(), "load_average": load_average(),
             "smiley": config.smiley, "smiley_version": config.smiley_version,
             "source": config.source, "preset": config.preset, "repeat": config.repeat,
+            "cheap_samples": config.cheap_samples,
             "elapsed": elapsed}
     with open(path, "w") as handle:
         json.dump({"meta": meta, "startup": startup, "results": results, "summary": summary,
