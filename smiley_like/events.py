@@ -17,7 +17,7 @@ KINDS = {name: number for number, name in enumerate(KIND_NAMES)}
 # Positions in an event tuple as the tracer builds it:
 #   call:       (CALL, thread_no, t_ns, line_no, args, code_id)
 #   line:       (LINE, thread_no, t_ns, line_no, changed_locals)
-#   return:     (RETURN, thread_no, t_ns, line_no, value_text, changed_locals)
+#   return:     (RETURN, thread_no, t_ns, line_no, value_text, changed_locals[, True])
 #   exception:  (EXCEPTION, thread_no, t_ns, line_no, [type_name, message])
 # ``args`` and ``changed_locals`` map names to text; a name mapped to None was
 # deleted.  ``changed_locals`` is None when nothing changed.  A line event's
@@ -26,6 +26,7 @@ KINDS = {name: number for number, name in enumerate(KIND_NAMES)}
 # ``args`` is None for module bodies, whose "arguments" would be their globals.
 KIND, THREAD, TIME, LINE_NO, VALUE, CODE = range(6)
 CHANGES = 5  # position of a return event's changed locals
+RAISED = 6  # a return event has True here when an exception is leaving the frame
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -149,3 +149,25 @@ def test_python_dash_m_smiley_like_is_the_same_program(smiley):
     assert result.returncode == 0
     for command in ("run", "list", "show", "replay", "delete"):
         assert command in result.stdout
+
+
+def test_a_frame_left_by_an_exception_replays_as_raised_even_across_chunks(smiley):
+    smiley.record("""\
+        import time
+        def fails():
+            try:
+                raise KeyError("k")
+            finally:
+                time.sleep(0.3)  # the publisher sends a batch meanwhile
+        try:
+            fails()
+        except KeyError:
+            pass
+        """)
+    out = smiley("replay", "last", check=0).stdout
+    assert "<- fails raised KeyError" in out
+    events = smiley.events()
+    ret = next(e for e in events if e.code.name == "fails" and e.kind == 2)
+    assert ret.raised == "KeyError"
+    tail = smiley("replay", "last", "--from", str(ret.seq), check=0).stdout
+    assert "<- fails raised KeyError" in tail

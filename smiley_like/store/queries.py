@@ -6,7 +6,7 @@ import zlib
 from sqlalchemy import delete, func, select
 
 from smiley_like.errors import UnknownRun
-from smiley_like.events import CALL, CHANGES, CODE, EXCEPTION, LINE, RETURN, Code, Event
+from smiley_like.events import CALL, CHANGES, CODE, EXCEPTION, RAISED, RETURN, Code, Event
 from smiley_like.store import schema
 from smiley_like.wire import codec
 
@@ -115,13 +115,18 @@ def events(store, run_id, *, start=None, stop=None, thread_nos=None, code_ids=No
 
 
 def _advance(event, seq, stacks):
+    """Follow an event that is not shown (before --from): the same stack rules as _event."""
     kind = event[0]
     if kind == CALL:
         stacks.setdefault(event[1], []).append([seq, event[CODE]])
-    elif kind == RETURN:
-        stack = stacks.get(event[1])
-        if stack:
-            stack.pop()
+        return
+    stack = stacks.get(event[1])
+    if not stack:
+        return
+    if kind == RETURN:
+        stack.pop()
+    elif kind == EXCEPTION:
+        stack[-1][2:] = [event[4][0]]
 
 
 def _event(event, seq, stacks, code_map):
@@ -142,13 +147,11 @@ def _event(event, seq, stacks, code_map):
     raised = None
     if stack:
         top = stack[-1]
-        # An exception event leaves the frame unless a line follows in it.
-        if kind == EXCEPTION:
+        if kind == EXCEPTION:  # remembered for the frame's return, to name what left it
             top[2:] = [value[0]]
-        elif kind == LINE and len(top) > 2:
-            del top[2:]
         elif kind == RETURN:
-            raised = top[2] if len(top) > 2 else None
+            if len(event) > RAISED and event[RAISED]:
+                raised = top[2] if len(top) > 2 else "an exception"
             stack.pop()
     code = code_map.get(code_id) or unknown_code(code_id)
     changes = event[CHANGES] if kind == RETURN and len(event) > CHANGES else None

@@ -14,7 +14,7 @@ import zlib
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from smiley_like.events import CALL, RETURN
+from smiley_like.events import CALL, EXCEPTION, RETURN
 from smiley_like.store import schema
 from smiley_like.wire import codec
 
@@ -43,6 +43,9 @@ def walk(stacks, seq, events):
     """Advance *stacks* over *events*; return (codes seen, per-thread stats) for a chunk.
 
     Stats are {thread_no: [count, first_seq, last_seq, first_ns, last_ns]}.
+    A stack entry is [call_id, code_id], plus the type of the last exception
+    seen in that frame, so a frame left by an exception can name it even when
+    its return is in a later chunk.
     """
     codes = {entry[1] for stack in stacks.values() for entry in stack}
     stats = {}
@@ -59,6 +62,10 @@ def walk(stacks, seq, events):
             stack = stacks.get(thread_no)
             if stack:
                 stack.pop()
+        elif kind == EXCEPTION:
+            stack = stacks.get(thread_no)
+            if stack:
+                stack[-1][2:] = [event[4][0]]
         entry = stats.get(thread_no)
         if entry is None:
             stats[thread_no] = [1, seq, seq, event[2], event[2]]

@@ -7,6 +7,7 @@ re-serialising them, and hands tuples to the publisher's buffer without
 locking.  It never raises into the traced program.
 """
 
+import dis
 import hashlib
 import inspect
 import itertools
@@ -29,6 +30,10 @@ _real_getprofile = sys.getprofile
 
 _MISSING = object()
 _RESUMABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+# The instructions a frame leaves by normally; at a 'return' event on any
+# other, an exception is leaving it (settrace passes None in both cases).
+_NORMAL_EXITS = frozenset(dis.opmap[name] for name in ("RETURN_VALUE", "RETURN_CONST",
+                                                       "YIELD_VALUE") if name in dis.opmap)
 _MAX_INTERNAL_ERRORS = 100
 
 
@@ -237,8 +242,13 @@ class Recorder:
                         append((LINE, thread_no, now(), frame.f_lineno,
                                 changes(frame.f_locals, objs, texts, marks) if trace_locals else None))
                     elif event == "return":
-                        append((RETURN, thread_no, now(), frame.f_lineno, text(arg),
-                                changes(frame.f_locals, objs, texts, marks) if trace_locals else None))
+                        changed = changes(frame.f_locals, objs, texts, marks) \
+                            if trace_locals else None
+                        if frame.f_code.co_code[frame.f_lasti] in _NORMAL_EXITS:
+                            append((RETURN, thread_no, now(), frame.f_lineno, text(arg), changed))
+                        else:
+                            append((RETURN, thread_no, now(), frame.f_lineno, None, changed,
+                                    True))
                     elif event == "exception":
                         append((EXCEPTION, thread_no, now(), frame.f_lineno,
                                 [getattr(arg[0], "__qualname__", "?"), message(arg[1])]))
