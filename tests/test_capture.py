@@ -104,3 +104,18 @@ def test_changes_through_equal_but_different_elements():
     assert capture.changes({"values": values, "table": table}, objs, texts, marks) == {
         "values": "[True, -0.0]", "table": "{'k': 1.0}"}
     assert capture.changes({"values": values, "table": table}, objs, texts, marks) is None
+
+
+def test_a_change_within_the_shown_elements_of_a_long_list_is_seen():
+    capture = Capture(max_repr=60)
+    objs, texts, marks = {}, {}, {}
+    names = [f"name{i}" for i in range(1000)]
+    capture.snapshot({"names": names}, objs, texts, marks)
+    assert capture.changes({"names": names}, objs, texts, marks) is None
+    names[2] = "changed"
+    changed = capture.changes({"names": names}, objs, texts, marks)
+    assert "'changed'" in changed["names"]
+    names[900] = "far away, not shown"
+    assert capture.changes({"names": names}, objs, texts, marks) is None  # text is the same
+    names.append("more")
+    assert "(1001 items)" in capture.changes({"names": names}, objs, texts, marks)["names"]

@@ -134,11 +134,12 @@ def _mark(value, tp, elements):
     return None
 
 
-def _same_mark(value, tp, mark, elements):
+def _same_mark(value, tp, mark):
     """True if *value* still has the length and the very same leading elements as *mark*."""
     count, keys, values = mark
     if len(value) != count:
         return False
+    elements = len(keys)
     if tp is dict:
         return all(map(_is, itertools.islice(value, elements), keys)) and \
             all(map(_is, itertools.islice(value.values(), elements), values))
@@ -168,14 +169,17 @@ class Capture:
         self._stable = set(_STABLE_TYPES)
         self._unstable = set()
         self._slow_types = set()  # types whose repr timed out once: not tried again
-        # A change mark covers more elements than any text of max_repr characters
-        # can show (an element takes at least three: "1, ").
+        # A change mark covers the elements the text showed (_shown, set by
+        # _atomic_head), or else more than any text of max_repr characters can
+        # show (an element takes at least three: "1, ").
         self._mark_elements = max_repr // 3 + 2
+        self._shown = None
 
     # -- text of one value -------------------------------------------------
 
     def text(self, value):
         """Return bounded, safe text for *value*; never raises."""
+        self._shown = None
         tp = type(value)
         try:
             if tp is int:
@@ -233,6 +237,7 @@ class Capture:
             if len(text) >= self.max_repr or count <= take or take > 16:
                 break
             take = int(self.max_repr * take / max(len(text), 1)) + 2
+        self._shown = len(head)
         if count > len(head) or len(text) > self.max_repr:
             marker = f"... ({count} items)" + text[-1]
             text = text[: max(self.max_repr - len(marker), 1)] + marker
@@ -359,7 +364,7 @@ class Capture:
             out[name] = texts[name] = text(value)
             tp = type(value)
             if tp is list or tp is dict:
-                marks[name] = _mark(value, tp, self._mark_elements)
+                marks[name] = _mark(value, tp, self._shown or self._mark_elements)
         return out
 
     def changes(self, f_locals, objs, texts, marks):
@@ -386,10 +391,12 @@ class Capture:
                     continue
                 if tp is list or tp is dict:
                     mark = marks.get(name)
-                    if mark is not None and _same_mark(value, tp, mark, self._mark_elements):
+                    if mark is not None and _same_mark(value, tp, mark):
                         continue
-                    marks[name] = _mark(value, tp, self._mark_elements)
-                new = text(value)
+                    new = text(value)
+                    marks[name] = _mark(value, tp, self._shown or self._mark_elements)
+                else:
+                    new = text(value)
                 if new == texts[name]:
                     continue
             else:
@@ -397,7 +404,7 @@ class Capture:
                 objs[name] = value
                 tp = type(value)
                 if tp is list or tp is dict:
-                    marks[name] = _mark(value, tp, self._mark_elements)
+                    marks[name] = _mark(value, tp, self._shown or self._mark_elements)
                 else:
                     marks.pop(name, None)
                 if texts.get(name) == new:

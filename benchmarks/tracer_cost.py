@@ -1,0 +1,117 @@
+"""Nanoseconds per event of the trace function alone, in-process, next to a no-op tracer.
+
+bench.py measures whole runs (tracer, publisher, writer, database).  This
+isolates the hot path: it installs smiley-like's trace function with a
+stand-in publisher that only keeps the buffer, so neither the sender thread
+nor the writer take any time, and times small functions under it.  It then
+times msgpack packing of the events they produced, which the publisher thread
+does on the same GIL.  Each figure is the minimum of --repeat runs: the
+machine's noise only ever adds time.
+
+It reaches into the Recorder (``_make_tracer``) on purpose: that is the unit
+being measured.
+"""
+
+import argparse
+import platform
+import sys
+import time
+
+from smiley_like.tracer.capture import Capture
+from smiley_like.tracer.filters import FileFilter
+from smiley_like.tracer.recorder import Recorder, _real_settrace
+from smiley_like.wire import codec
+
+
+class BufferOnly:
+    """The part of the publisher the trace function touches, without its thread."""
+
+    def __init__(self):
+        self.buffer = []
+        self.defs = []
+        self.max_buffered = sys.maxsize
+        self.thread_idents = set()
+
+    def wait_for_room(self):
+        pass
+
+
+def fib(n):
+    if n < 2:
+        return n
+    return fib(n - 1) + fib(n - 2)
+
+
+def loop(n):
+    total = 0
+    names = []
+    for i in range(n):
+        x = i * 3
+        y = x % 7
+        total += y
+        if y == 0:
+            names.append("k" + str(i))
+    return total, len(names)
+
+
+WORKLOADS = {"fib": (fib, 18), "loop": (loop, 20000)}
+
+
+def noop(frame, event, arg):
+    return noop
+
+
+def timed(function, argument, tracer):
+    _real_settrace(tracer)
+    start = time.perf_counter()
+    function(argument)
+    elapsed = time.perf_counter() - start
+    _real_settrace(None)
+    return elapsed
+
+
+def ours(trace_locals):
+    publisher = BufferOnly()
+    recorder = Recorder(FileFilter(), Capture(), publisher, trace_locals=trace_locals)
+    recorder._active = True  # what start() does, without installing it everywhere
+    return publisher, recorder._make_tracer(0)
+
+
+def measure(name, repeat):
+    function, argument = WORKLOADS[name]
+    best = {}
+    events = 0
+    packed_ns = []
+    for _ in range(repeat):
+        best["untraced"] = min(best.get("untraced", 1e9), timed(function, argument, None))
+        best["no-op tracer"] = min(best.get("no-op tracer", 1e9),
+                                   timed(function, argument, noop))
+        for label, trace_locals in (("ours --no-locals", False), ("ours", True)):
+            publisher, tracer = ours(trace_locals)
+            best[label] = min(best.get(label, 1e9), timed(function, argument, tracer))
+            events = len(publisher.buffer)
+            if trace_locals:
+                start = time.perf_counter()
+                codec.pack(publisher.buffer)
+                packed_ns.append((time.perf_counter() - start) / events * 1e9)
+    print(f"\n{name}({argument}): {events:,} events")
+    print(f"  {'mode':18} {'ns/event':>9} {'x untraced':>11} {'x no-op':>8}")
+    for label, seconds in best.items():
+        print(f"  {label:18} {seconds / events * 1e9:9.0f} {seconds / best['untraced']:11.1f}"
+              f" {seconds / best['no-op tracer']:8.1f}")
+    print(f"  {'msgpack packing':18} {min(packed_ns):9.0f}   (publisher thread, same GIL)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7, help="runs per figure (minimum kept)")
+    parser.add_argument("--workload", action="append", choices=sorted(WORKLOADS))
+    args = parser.parse_args()
+    print(f"python {platform.python_version()} ({sys.executable}); "
+          f"minimum of {args.repeat} runs")
+    for name in args.workload or sorted(WORKLOADS):
+        measure(name, args.repeat)
+
+
+if __name__ == "__main__":
+    main()
