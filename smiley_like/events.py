@@ -14,7 +14,7 @@ CALL, LINE, RETURN, EXCEPTION = 0, 1, 2, 3
 KIND_NAMES = ("call", "line", "return", "exception")
 KINDS = {name: number for number, name in enumerate(KIND_NAMES)}
 
-# Positions in an event tuple as the tracer builds it:
+# An event tuple as the tracer builds it:
 #   call:       (CALL, thread_no, t_ns, line_no, args, code_id)
 #   line:       (LINE, thread_no, t_ns, line_no, changed_locals)
 #   return:     (RETURN, thread_no, t_ns, line_no, value_text, changed_locals[, True])
@@ -24,7 +24,7 @@ KINDS = {name: number for number, name in enumerate(KIND_NAMES)}
 # changes are what the frame's previous line did (settrace reports a line
 # before it runs); a return event's changes are what its last line did.
 # ``args`` is None for module bodies, whose "arguments" would be their globals.
-KIND, THREAD, TIME, LINE_NO, VALUE, CODE = range(6)
+CODE = 5  # position of a call event's code id
 CHANGES = 5  # position of a return event's changed locals
 RAISED = 6  # a return event has True here when an exception is leaving the frame
 
@@ -59,17 +59,3 @@ class Event(typing.NamedTuple):
     @property
     def kind_name(self):
         return KIND_NAMES[self.kind]
-
-
-@dataclasses.dataclass(slots=True)
-class RunEnd:
-    """How a traced program ended; sent by the tracer, stored with the run."""
-
-    status: str  # "finished", "error", "interrupted", "abrupt"
-    exit_code: int | None = None
-    exc_type: str | None = None
-    exc_message: str | None = None
-    traceback: str | None = None
-    ended_at: float | None = None
-    notes: list = dataclasses.field(default_factory=list)
-    lost: int = 0

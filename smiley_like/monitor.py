@@ -99,21 +99,25 @@ def _serve_private(args):
     poller.register(listener.socket, zmq.POLLIN)
     poller.register(sys.stdin.fileno(), zmq.POLLIN)
     stored = 0
+
+    def handle(frames):
+        nonlocal stored
+        message = monitor.handle(frames)
+        if message is not None and message.kind == "events":
+            stored += message.header["count"]
+        return message
+
     try:
         while True:
             ready = dict(poller.poll())
             if listener.socket in ready:
-                message = monitor.handle(listener.socket.recv_multipart())
-                if message is not None and message.kind == "events":
-                    stored += message.header["count"]
+                message = handle(listener.socket.recv_multipart())
                 if message is not None and message.kind == "end" and message.run_id == args.run:
                     break
             elif ready:
                 # End of file on stdin: the traced process is gone, or gave up sending.
                 while (frames := listener.receive(100)) is not None:
-                    message = monitor.handle(frames)
-                    if message is not None and message.kind == "events":
-                        stored += message.header["count"]
+                    handle(frames)
                 writer.abandon(args.run, "the traced process ended without finishing the run "
                                          "(killed, or crashed)")
                 break

@@ -3,7 +3,7 @@
 import json
 import zlib
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 
 from smiley_like.errors import UnknownRun
 from smiley_like.events import CALL, CHANGES, CODE, EXCEPTION, RAISED, RETURN, Code, Event
@@ -107,26 +107,11 @@ def events(store, run_id, *, start=None, stop=None, thread_nos=None, code_ids=No
             for event in codec.unpack(zlib.decompress(row.events)):
                 if stop is not None and seq > stop:
                     return
+                # Events before --from in this chunk still move the stacks.
+                shown = _event(event, seq, stacks, code_map)
                 if start is None or seq >= start:
-                    yield _event(event, seq, stacks, code_map)
-                else:
-                    _advance(event, seq, stacks)
+                    yield shown
                 seq += 1
-
-
-def _advance(event, seq, stacks):
-    """Follow an event that is not shown (before --from): the same stack rules as _event."""
-    kind = event[0]
-    if kind == CALL:
-        stacks.setdefault(event[1], []).append([seq, event[CODE]])
-        return
-    stack = stacks.get(event[1])
-    if not stack:
-        return
-    if kind == RETURN:
-        stack.pop()
-    elif kind == EXCEPTION:
-        stack[-1][2:] = [event[4][0]]
 
 
 def _event(event, seq, stacks, code_map):
@@ -167,8 +152,3 @@ def delete_runs(store, run_ids):
         conn.execute(delete(schema.run).where(schema.run.c.id.in_(run_ids)))
         used = select(schema.file.c.hash).where(schema.file.c.hash.is_not(None))
         conn.execute(delete(schema.source).where(schema.source.c.hash.not_in(used)))
-
-
-def count_runs(store):
-    with store.connect() as conn:
-        return conn.execute(select(func.count()).select_from(schema.run)).scalar_one()

@@ -7,9 +7,7 @@ import site
 import sys
 import sysconfig
 
-import smiley_like
-
-_OUR_DIR = os.path.dirname(os.path.abspath(smiley_like.__file__)) + os.sep
+from smiley_like.tracer import PACKAGE_DIR
 
 
 def _dirs(*paths):
@@ -83,7 +81,7 @@ class FileFilter:
         if not filename or filename.startswith("<"):
             return False
         path = os.path.realpath(os.path.abspath(filename))
-        if path.startswith(_OUR_DIR):
+        if path.startswith(PACKAGE_DIR):
             return False
         if any(fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(filename, pattern)
                for pattern in self.exclude):

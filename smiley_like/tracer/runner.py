@@ -15,8 +15,8 @@ import traceback
 import types
 
 from smiley_like.errors import UsageError
+from smiley_like.tracer import PACKAGE_DIR
 
-_OUR_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @dataclasses.dataclass
@@ -107,7 +107,7 @@ def _strip_our_frames(tb):
     """The traceback without our frames: the runner's, and the tracer's if a signal hit it."""
     kept = []
     while tb is not None:
-        if not tb.tb_frame.f_code.co_filename.startswith(_OUR_DIR):
+        if not tb.tb_frame.f_code.co_filename.startswith(PACKAGE_DIR):
             kept.append(tb)
         tb = tb.tb_next
     for outer, inner in zip(kept, kept[1:]):

@@ -12,17 +12,16 @@ does not work: after any check point in the program's code, the next one is
 in our trace function again.)
 """
 
-import os
 import signal
 
-OUR_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+from smiley_like.tracer import PACKAGE_DIR
 
 _real_signal = signal.signal
 _real_getsignal = signal.getsignal
 
 
 def is_ours(frame):
-    return frame.f_code.co_filename.startswith(OUR_DIR)
+    return frame.f_code.co_filename.startswith(PACKAGE_DIR)
 
 
 class SignalGuard:

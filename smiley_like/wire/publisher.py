@@ -90,7 +90,6 @@ class Publisher:
     def abandon(self):
         """Forget everything: used in a forked child, where the sender thread does not exist."""
         self.lost = 0
-        self.max_buffered = 0
         del self.buffer[:]
         del self.defs[:]
 
