@@ -13,6 +13,10 @@ class StoreError(SmileyError):
     """The run database is missing, locked, or not one of ours."""
 
 
+class StoreBusy(StoreError):
+    """The database stayed locked by another process for longer than the busy timeout."""
+
+
 class UnknownRun(StoreError):
     """A run id that matches no run, or more than one."""
 

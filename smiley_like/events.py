@@ -59,3 +59,48 @@ class Event(typing.NamedTuple):
     @property
     def kind_name(self):
         return KIND_NAMES[self.kind]
+
+
+#: call id of a frame whose call was not seen (a lost batch, or a late start)
+UNKNOWN_CALL = -1
+
+
+def unknown_code(code_id):
+    """A stand-in for a code object whose definition was not stored."""
+    return Code(code_id, 0, "?", f"<unknown code {code_id}>", 0)
+
+
+def rebuild(event, seq, stacks, code_map):
+    """The :class:`Event` for tuple *event* numbered *seq*, advancing the call *stacks*.
+
+    ``stacks`` maps thread numbers to lists of open frames, ``[call_id,
+    code_id(, last exception type)]``, as the store keeps them at each chunk's
+    start; readers (replay, the live monitor) use this one set of rules.
+    """
+    kind, thread_no, t_ns, line_no, value = event[:5]
+    stack = stacks.get(thread_no)
+    if stack is None:
+        stack = stacks[thread_no] = []
+    if kind == CALL:
+        parent_id = stack[-1][0] if stack else None
+        stack.append([seq, event[CODE]])
+    if stack:
+        call_id, code_id = stack[-1][:2]
+        if kind != CALL:
+            parent_id = stack[-2][0] if len(stack) > 1 else None
+    else:  # a frame whose call was not stored (a lost batch)
+        call_id, code_id, parent_id = UNKNOWN_CALL, 0, None
+    depth = max(len(stack) - 1, 0)
+    raised = None
+    if stack:
+        top = stack[-1]
+        if kind == EXCEPTION:  # remembered for the frame's return, to name what left it
+            top[2:] = [value[0]]
+        elif kind == RETURN:
+            if len(event) > RAISED and event[RAISED]:
+                raised = top[2] if len(top) > 2 else "an exception"
+            stack.pop()
+    code = code_map.get(code_id) or unknown_code(code_id)
+    changes = event[CHANGES] if kind == RETURN and len(event) > CHANGES else None
+    return Event(seq, kind, thread_no, t_ns, call_id, parent_id, depth, code, line_no, value,
+                 changes, raised)

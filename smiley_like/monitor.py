@@ -1,21 +1,24 @@
 """The receiving loop: listener -> decoded messages -> sinks.
 
 Sinks have three methods, ``start(message, info)``, ``batch(batch)`` and
-``end(message, info)``; the store writer is one, the console printer another.
-Run as ``python -m smiley_like.monitor --private ...`` this module is the
-private writer that ``smiley-like run`` starts in local mode.
+``end(message, info)``; the store writer is one, the live printer another.
+:func:`watch` is the ``smiley-like monitor`` command's loop.  Run as
+``python -m smiley_like.monitor --private ...`` this module is the private
+writer that ``smiley-like run`` starts in local mode.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import os
 import signal
 import sys
+import time
 
 import zmq
 
-from smiley_like.errors import SmileyError, WireError
+from smiley_like.errors import SmileyError, StoreBusy, WireError
 from smiley_like.wire import codec
 from smiley_like.wire.listener import Listener
 
@@ -30,6 +33,9 @@ class Batch:
     defs: list
     events: list
     packed: bytes
+    # Filled in by the store writer for the sinks after it:
+    stacks: dict | None = None  # each thread's open frames at the batch's start
+    where: dict | None = None  # thread_no -> (code_id, line_no) of its last event here
 
 
 class Monitor:
@@ -67,6 +73,60 @@ class Monitor:
         if sender not in self._rejected_from:
             self._rejected_from.add(sender)
             LOG.warning("ignoring a message that is not ours (from %s): %s", sender, reason)
+
+
+def watch(listener, store, printer, *, stderr=sys.stderr, retry_after=0.5, drain_time=2.0):
+    """Store and show what arrives until SIGINT or SIGTERM; return the exit status.
+
+    On a signal it stores what its socket has queued already (for at most
+    *drain_time* seconds), stops taking messages, and marks the runs still
+    open as interrupted.  A database locked by
+    another process for longer than the busy timeout holds the batch back
+    and tries again: nothing is dropped, and senders wait meanwhile.
+    """
+    from smiley_like.store.writer import StoreWriter
+
+    writer = StoreWriter(store)
+    monitor = Monitor(listener, [writer, printer])
+    stopping = []
+    previous = {sig: signal.signal(sig, lambda number, frame: stopping.append(number))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    said_busy = False
+
+    def store(frames):
+        nonlocal said_busy
+        while not stopping:
+            try:
+                monitor.handle(frames)
+                return
+            except StoreBusy as error:
+                if not said_busy:
+                    stderr.write(f"smiley-like: {error}; holding the batch back and "
+                                 "retrying (senders wait meanwhile)\n")
+                    said_busy = True
+                time.sleep(retry_after)
+
+    try:
+        while not stopping:
+            frames = listener.receive(200)
+            if frames is not None:
+                store(frames)
+        # What is queued here already was received: store it, for a bounded time.
+        deadline = time.monotonic() + drain_time
+        with contextlib.suppress(StoreBusy):  # still locked: those are lost, and counted
+            while time.monotonic() < deadline and (frames := listener.receive(0)) is not None:
+                monitor.handle(frames)
+        listener.close()  # stop taking messages; what is stored stays stored
+        printer.interrupted(writer.interrupt("the monitor stopped while the run was being "
+                                             "recorded"))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        printer.close()
+    if monitor.rejected:
+        stderr.write(f"smiley-like: ignored {monitor.rejected} messages that were not "
+                     "smiley-like batches\n")
+    return 0
 
 
 def _sender_of(frames):

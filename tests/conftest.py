@@ -1,9 +1,12 @@
 """Fixtures: run smiley-like for real (subprocesses, SQLite files) and read what it stored."""
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -78,6 +81,80 @@ class Smiley:
 @pytest.fixture
 def smiley(tmp_path):
     return Smiley(tmp_path)
+
+
+def free_endpoint():
+    """A tcp endpoint on the loopback that nothing listens on (for now)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+
+
+class MonitorProcess:
+    """``smiley-like monitor`` in a subprocess, its output going to files."""
+
+    def __init__(self, smiley, endpoint, *options, env=None):
+        self.smiley = smiley
+        self.endpoint = endpoint
+        self.options = options
+        self.env = env or {}
+        self.process = None
+        self.started = 0
+
+    def start(self, wait=True):
+        self.started += 1
+        directory = self.smiley.directory
+        self.out_path = directory / f"monitor{self.started}.out"
+        self.err_path = directory / f"monitor{self.started}.err"
+        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "smiley_like", "monitor", "--database",
+                 self.smiley.database, "--socket", self.endpoint, *self.options],
+                cwd=directory, stdout=out, stderr=err, env=self.smiley.env(**self.env))
+        if wait:
+            self.wait_for(lambda: "listening" in self.err, "the monitor to listen")
+        return self
+
+    @property
+    def out(self):
+        return self.out_path.read_text()
+
+    @property
+    def err(self):
+        return self.err_path.read_text()
+
+    def wait_for(self, condition, what, timeout=60):
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if self.process.poll() is not None and not condition():
+                raise AssertionError(f"monitor exited ({self.process.returncode}) while "
+                                     f"waiting for {what}: {self.err}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}: {self.err}")
+            time.sleep(0.05)
+
+    def stop(self, sig=signal.SIGINT, timeout=60):
+        self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+    def kill(self):
+        self.process.kill()
+        self.process.wait(30)
+
+
+@pytest.fixture
+def monitor(smiley):
+    """Make a monitor (not started) on a fresh endpoint; every one is stopped at the end."""
+    made = []
+
+    def make(*options, endpoint=None, env=None):
+        made.append(MonitorProcess(smiley, endpoint or free_endpoint(), *options, env=env))
+        return made[-1]
+
+    yield make
+    for process in made:
+        if process.process is not None and process.process.poll() is None:
+            process.kill()
 
 
 def python(directory, *args, input=None, timeout=TIMEOUT):

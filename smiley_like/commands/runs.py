@@ -44,6 +44,8 @@ def ended(run):
         text = f"exit {run.exit_code}"
     elif run.status == "error":
         text = f"{run.exc_type} (exit {run.exit_code})"
+    elif run.status == "interrupted" and run.ended_at is None:
+        text = "interrupted: the monitor stopped while recording it"
     elif run.status == "interrupted":
         text = "interrupted (KeyboardInterrupt)"
     elif run.status == "abrupt":

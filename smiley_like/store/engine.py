@@ -7,11 +7,10 @@ import os
 import sqlalchemy
 from sqlalchemy import event, exc, select
 
-from smiley_like.errors import StoreError
+from smiley_like.errors import StoreBusy, StoreError
 from smiley_like.store import schema
 
 LOG = logging.getLogger(__name__)
-
 
 
 def database_url(location):
@@ -49,7 +48,9 @@ class Store:
             yield
         except exc.DBAPIError as error:
             reason = str(error.orig) if error.orig is not None else str(error)
-            raise StoreError(f"cannot use run database '{self.name}': {reason}") from error
+            busy = isinstance(error, exc.OperationalError) and "locked" in reason
+            raise (StoreBusy if busy else StoreError)(
+                f"cannot use run database '{self.name}': {reason}") from error
 
     @contextlib.contextmanager
     def begin(self):

@@ -6,12 +6,9 @@ import zlib
 from sqlalchemy import delete, select
 
 from smiley_like.errors import UnknownRun
-from smiley_like.events import CALL, CHANGES, CODE, EXCEPTION, RAISED, RETURN, Code, Event
+from smiley_like.events import UNKNOWN_CALL, Code, rebuild, unknown_code  # noqa: F401
 from smiley_like.store import schema
 from smiley_like.wire import codec
-
-UNKNOWN_CALL = -1  # call id of a frame whose call was not stored (a lost batch)
-
 
 def runs(store):
     """All runs, newest first."""
@@ -76,10 +73,6 @@ def codes(store, run_id):
             for row in rows}
 
 
-def unknown_code(code_id):
-    return Code(code_id, 0, "?", f"<unknown code {code_id}>", 0)
-
-
 def events(store, run_id, *, start=None, stop=None, thread_nos=None, code_ids=None,
            code_map=None):
     """Yield the :class:`Event` records of a run in order, streaming chunk by chunk.
@@ -108,40 +101,10 @@ def events(store, run_id, *, start=None, stop=None, thread_nos=None, code_ids=No
                 if stop is not None and seq > stop:
                     return
                 # Events before --from in this chunk still move the stacks.
-                shown = _event(event, seq, stacks, code_map)
+                shown = rebuild(event, seq, stacks, code_map)
                 if start is None or seq >= start:
                     yield shown
                 seq += 1
-
-
-def _event(event, seq, stacks, code_map):
-    kind, thread_no, t_ns, line_no, value = event[:5]
-    stack = stacks.get(thread_no)
-    if stack is None:
-        stack = stacks[thread_no] = []
-    if kind == CALL:
-        parent_id = stack[-1][0] if stack else None
-        stack.append([seq, event[CODE]])
-    if stack:
-        call_id, code_id = stack[-1][:2]
-        if kind != CALL:
-            parent_id = stack[-2][0] if len(stack) > 1 else None
-    else:  # a frame whose call was not stored (a lost batch)
-        call_id, code_id, parent_id = UNKNOWN_CALL, 0, None
-    depth = max(len(stack) - 1, 0)
-    raised = None
-    if stack:
-        top = stack[-1]
-        if kind == EXCEPTION:  # remembered for the frame's return, to name what left it
-            top[2:] = [value[0]]
-        elif kind == RETURN:
-            if len(event) > RAISED and event[RAISED]:
-                raised = top[2] if len(top) > 2 else "an exception"
-            stack.pop()
-    code = code_map.get(code_id) or unknown_code(code_id)
-    changes = event[CHANGES] if kind == RETURN and len(event) > CHANGES else None
-    return Event(seq, kind, thread_no, t_ns, call_id, parent_id, depth, code, line_no, value,
-                 changes, raised)
 
 
 def delete_runs(store, run_ids):

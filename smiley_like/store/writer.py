@@ -3,6 +3,12 @@
 The writer keeps, per run, each thread's call stack, so that every stored
 chunk can say which frames were open at its start; readers rebuild call ids,
 parents and depths from there without reading what came before.
+
+A run it has not seen start (a monitor started late, or restarted) is picked
+up where the database left it: stacks, counts and the next sequence number
+come from its last stored chunk.  Sequence numbers that skip ahead are events
+that never arrived; they are counted in the run's ``lost_events`` at once,
+and settled from the sender's own counts when the run ends.
 """
 
 import dataclasses
@@ -34,15 +40,16 @@ class _RunState:
 
     stacks: dict = dataclasses.field(default_factory=dict)  # thread_no -> [[call_id, code_id]]
     threads: dict = dataclasses.field(default_factory=dict)  # thread_no -> stats dict
-    event_count: int = 0
-    batches: int = 0
-    last_batch: int = 0
+    event_count: int = 0  # events stored, by this writer and earlier ones
+    next_seq: int = 0  # the sequence number the next batch should start at
+    missing: int = 0  # events skipped by the sequence numbers so far
 
 
 def walk(stacks, seq, events):
     """Advance *stacks* over *events*; return (codes seen, per-thread stats) for a chunk.
 
-    Stats are {thread_no: [count, first_seq, last_seq, first_ns, last_ns]}.
+    Stats are {thread_no: [count, first_seq, last_seq, first_ns, last_ns,
+    code_id]}, the code id being that of the frame of the thread's last event.
     A stack entry is [call_id, code_id], plus the type of the last exception
     seen in that frame, so a frame left by an exception can name it even when
     its return is in a later chunk.
@@ -52,42 +59,50 @@ def walk(stacks, seq, events):
     for event in events:
         kind = event[0]
         thread_no = event[1]
+        stack = stacks.get(thread_no)
+        if stack is None:
+            stack = stacks[thread_no] = []
         if kind == CALL:
-            stack = stacks.get(thread_no)
-            if stack is None:
-                stack = stacks[thread_no] = []
-            stack.append([seq, event[5]])
-            codes.add(event[5])
+            code_id = event[5]
+            stack.append([seq, code_id])
+            codes.add(code_id)
+        elif not stack:
+            code_id = 0  # a frame whose call was not stored
         elif kind == RETURN:
-            stack = stacks.get(thread_no)
-            if stack:
-                stack.pop()
-        elif kind == EXCEPTION:
-            stack = stacks.get(thread_no)
-            if stack:
-                stack[-1][2:] = [event[4][0]]
+            code_id = stack.pop()[1]
+        else:
+            top = stack[-1]
+            code_id = top[1]
+            if kind == EXCEPTION:
+                top[2:] = [event[4][0]]
         entry = stats.get(thread_no)
         if entry is None:
-            stats[thread_no] = [1, seq, seq, event[2], event[2]]
+            stats[thread_no] = [1, seq, seq, event[2], event[2], code_id]
         else:
             entry[0] += 1
             entry[2] = seq
             entry[4] = event[2]
+            entry[5] = code_id
         seq += 1
     return codes, stats
 
 
 class StoreWriter:
-    """A sink that writes runs, definitions and event chunks to a Store."""
+    """A sink that writes runs, definitions and event chunks to a Store.
+
+    It is the first sink: it tells the ones after it what it learned by
+    filling in the records it is given (a batch's ``stacks`` and ``where``,
+    an end's ``stored`` and ``missing``).
+    """
 
     def __init__(self, store):
         self.store = store
-        self.runs = {}  # run_id -> _RunState
+        self.runs = {}  # run_id -> _RunState of the runs open here
 
-    def _state(self, run_id):
+    def _state(self, conn, run_id):
         state = self.runs.get(run_id)
         if state is None:
-            state = self.runs[run_id] = _RunState()
+            state = self.runs[run_id] = _resume(conn, run_id)
         return state
 
     def _ensure_run(self, conn, run_id, values=None):
@@ -98,7 +113,6 @@ class StoreWriter:
         conn.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
 
     def start(self, message, info):
-        self._state(message.run_id)
         values = {
             "command": json.dumps([clean(arg) for arg in info.get("argv", [])]),
             "cwd": clean(info.get("cwd")),
@@ -110,27 +124,40 @@ class StoreWriter:
             "options": json.dumps(info.get("options", {})),
         }
         with self.store.begin() as conn:
+            self._state(conn, message.run_id)
             self._ensure_run(conn, message.run_id, dict(values))
             conn.execute(update(schema.run).where(schema.run.c.id == message.run_id)
                          .values(**values))
 
     def batch(self, batch):
-        """Store one batch: definitions, one chunk row, counters."""
+        """Store one batch: definitions, one chunk row, counters.
+
+        The run's state changes only once the transaction has committed, so a
+        batch that failed (a locked database) can be handed in again.
+        """
         message, defs, events, packed = batch.message, batch.defs, batch.events, batch.packed
         run_id = message.run_id
-        state = self._state(run_id)
         seq = message.header["seq"]
-        start_stacks = {t: [list(e) for e in s] for t, s in state.stacks.items() if s}
-        codes, stats = walk(state.stacks, seq, events)
-        if message.batch != state.last_batch + 1 and state.batches:
-            LOG.warning("run %s: batches %d..%d are missing", run_id, state.last_batch + 1,
-                        message.batch - 1)
-        state.last_batch = message.batch
-        state.batches += 1
-        state.event_count += len(events)
         with self.store.begin() as conn:
-            self._ensure_run(conn, run_id)
-            self._store_defs(conn, run_id, defs, state)
+            state = self._state(conn, run_id)
+            if seq < state.next_seq:
+                LOG.warning("run %s: ignoring a batch from sequence number %d, which is "
+                            "stored already", run_id, seq)
+                return
+            missing = state.missing + seq - state.next_seq
+            start_stacks = _copy_stacks(state.stacks)
+            stacks = _copy_stacks(start_stacks)
+            codes, stats = walk(stacks, seq, events)
+            threads = {}
+            for thread_no, (count, first_seq, last_seq, first_ns, last_ns, _) in stats.items():
+                entry = dict(state.threads.get(thread_no) or {"event_count": 0})
+                if "first_seq" not in entry:
+                    entry.update(first_seq=first_seq, first_ns=first_ns)
+                entry.update(event_count=entry["event_count"] + count, last_seq=last_seq,
+                             last_ns=last_ns)
+                threads[thread_no] = entry
+            self._ensure_run(conn, run_id, {"pid": message.pid})
+            self._store_defs(conn, run_id, defs)
             if events:
                 conn.execute(insert(schema.chunk).values(
                     run_id=run_id, seq=seq, count=len(events),
@@ -139,25 +166,29 @@ class StoreWriter:
                     codes=codec.pack(sorted(codes)),
                     stacks=codec.pack(start_stacks),
                     events=zlib.compress(packed, 1)))
-            for thread_no, (count, first_seq, last_seq, first_ns, last_ns) in stats.items():
-                entry = state.threads.setdefault(thread_no, {"event_count": 0})
-                if "first_seq" not in entry:
-                    entry.update(first_seq=first_seq, first_ns=first_ns)
-                entry.update(event_count=entry["event_count"] + count, last_seq=last_seq,
-                             last_ns=last_ns)
+            for thread_no, entry in threads.items():
                 self._ensure_thread(conn, run_id, thread_no)
                 conn.execute(update(schema.thread).where(
                     (schema.thread.c.run_id == run_id)
                     & (schema.thread.c.thread_no == thread_no)).values(**entry))
             conn.execute(update(schema.run).where(schema.run.c.id == run_id).values(
-                event_count=schema.run.c.event_count + len(events),
+                event_count=state.event_count + len(events), lost_events=missing,
                 batches=schema.run.c.batches + 1))
+        if missing > state.missing:
+            LOG.warning("run %s: events %d..%d never arrived", run_id, state.next_seq, seq - 1)
+        state.stacks, state.missing = stacks, missing
+        state.next_seq = seq + len(events)
+        state.event_count += len(events)
+        state.threads.update(threads)
+        batch.stacks = start_stacks
+        batch.where = {thread_no: (entry[5], events[entry[2] - seq][3])
+                       for thread_no, entry in stats.items()}
 
     def _ensure_thread(self, conn, run_id, thread_no, **values):
         stmt = sqlite_insert(schema.thread).values(run_id=run_id, thread_no=thread_no, **values)
         conn.execute(stmt.on_conflict_do_nothing(index_elements=["run_id", "thread_no"]))
 
-    def _store_defs(self, conn, run_id, defs, state):
+    def _store_defs(self, conn, run_id, defs):
         for item in defs:
             kind = item[0]
             if kind == "file":
@@ -183,13 +214,16 @@ class StoreWriter:
                         ident=ident, native_id=native_id, name=clean(name)))
 
     def end(self, message, info):
-        state = self.runs.pop(message.run_id, None)
-        lost = int(info.get("lost", 0) or 0)
-        if state is not None and isinstance(info.get("sent"), int):
-            lost += max(0, info["sent"] - state.event_count)  # sent, never arrived
-        notes = [clean(note) for note in info.get("notes", [])]
+        """The run is over: how it ended, and the final count of events that never arrived."""
         with self.store.begin() as conn:
-            self._ensure_run(conn, message.run_id)
+            state = self._state(conn, message.run_id)
+            lost = int(info.get("lost", 0) or 0)  # given up on by the sender
+            if isinstance(info.get("sent"), int):
+                lost += max(0, info["sent"] - state.event_count)  # sent, never arrived
+            lost = max(lost, state.missing)
+            info["stored"], info["missing"] = state.event_count, lost
+            notes = [clean(note) for note in info.get("notes", [])]
+            self._ensure_run(conn, message.run_id, {"pid": message.pid})
             conn.execute(update(schema.run).where(schema.run.c.id == message.run_id).values(
                 status=clean(info.get("status", "finished")),
                 exit_code=info.get("exit_code"),
@@ -199,11 +233,26 @@ class StoreWriter:
                 ended_at=info.get("ended_at") or time.time(),
                 lost_events=lost,
                 notes=json.dumps(notes)))
-        return state
+        del self.runs[message.run_id]
 
     def abandon(self, run_id, note):
         """The traced process vanished without saying how it ended."""
         self.runs.pop(run_id, None)
+        self._close_run(run_id, "abrupt", note, ended_at=time.time())
+
+    def interrupt(self, note):
+        """We are stopping: mark every run still open here as interrupted; return their ids.
+
+        ``ended_at`` stays empty: the program may still be running, and a
+        monitor started later can take the run up again.
+        """
+        run_ids = list(self.runs)
+        self.runs.clear()
+        for run_id in run_ids:
+            self._close_run(run_id, "interrupted", note, ended_at=None)
+        return run_ids
+
+    def _close_run(self, run_id, status, note, ended_at):
         with self.store.begin() as conn:
             current = conn.execute(select(schema.run.c.status, schema.run.c.notes)
                                    .where(schema.run.c.id == run_id)).first()
@@ -211,4 +260,40 @@ class StoreWriter:
                 return
             notes = json.loads(current.notes or "[]") + [note]
             conn.execute(update(schema.run).where(schema.run.c.id == run_id).values(
-                status="abrupt", ended_at=time.time(), notes=json.dumps(notes)))
+                status=status, ended_at=ended_at, notes=json.dumps(notes)))
+
+
+def _copy_stacks(stacks):
+    return {thread_no: [list(entry) for entry in stack]
+            for thread_no, stack in stacks.items() if stack}
+
+
+def _resume(conn, run_id):
+    """The writer's state for a run, from what the database holds of it (maybe nothing)."""
+    state = _RunState()
+    row = conn.execute(select(schema.run.c.event_count, schema.run.c.lost_events,
+                              schema.run.c.status, schema.run.c.ended_at)
+                       .where(schema.run.c.id == run_id)).first()
+    if row is None:
+        return state
+    if row.status == "interrupted" and row.ended_at is None:  # a monitor stopped; it goes on
+        conn.execute(update(schema.run).where(schema.run.c.id == run_id)
+                     .values(status="running"))
+    state.event_count, state.missing = row.event_count, row.lost_events
+    chunk = schema.chunk
+    last = conn.execute(select(chunk.c.seq, chunk.c.stacks, chunk.c.events)
+                        .where(chunk.c.run_id == run_id).order_by(chunk.c.seq.desc())
+                        .limit(1)).first()
+    if last is not None:
+        state.stacks = codec.unpack(last.stacks)
+        events = codec.unpack(zlib.decompress(last.events))
+        walk(state.stacks, last.seq, events)
+        state.next_seq = last.seq + len(events)
+    thread = schema.thread
+    for entry in conn.execute(select(thread.c.thread_no, thread.c.event_count,
+                                     thread.c.first_seq, thread.c.first_ns, thread.c.last_seq,
+                                     thread.c.last_ns).where(thread.c.run_id == run_id)):
+        values = entry._asdict()
+        state.threads[values.pop("thread_no")] = {
+            key: value for key, value in values.items() if value is not None}
+    return state

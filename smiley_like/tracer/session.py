@@ -54,13 +54,16 @@ class Recording:
         if self.remote:
             endpoint = self.remote
             peer_alive = wait_for_receiver = None
+            patience = self.settings.flush_timeout  # for a monitor that is not there
         else:
             endpoint = self._start_writer()
             peer_alive = lambda: self._writer.poll() is None  # noqa: E731
             wait_for_receiver = self._writer.wait
+            patience = None  # our own writer: as long as it lives
         self.capture = Capture(self.settings.max_repr, self.settings.max_depth,
                                self.settings.repr_timeout)
-        self.publisher = Publisher(endpoint, self.run_id, peer_alive=peer_alive,
+        self.publisher = Publisher(endpoint, self.run_id, patience=patience,
+                                   peer_alive=peer_alive,
                                    on_tick=self.capture.watchdog.check,
                                    wait_for_receiver=wait_for_receiver)
         self.recorder = Recorder(FileFilter(**self.filter_options), self.capture,
@@ -151,9 +154,15 @@ class Recording:
                 lost += max(0, self.publisher.sent - stored)
         if problem:
             self._say(problem)
-        if lost:
+        if self.remote and not self.publisher.ever_connected:
+            self._say(f"no monitor was listening at {self.remote}: this run was not recorded "
+                      f"({lost} events; start one with 'smiley-like monitor')")
+        elif lost:
             where = f"the monitor at {self.remote}" if self.remote else f"'{self.database}'"
             self._say(f"{lost} events were not recorded in {where}")
+        if self.publisher.cut_short:
+            self._say(f"the monitor at {self.remote} was still taking the last events when "
+                      "the flush timeout ran out; some may be missing")
         self._cleanup()
 
     def _end_info(self, abrupt_status):

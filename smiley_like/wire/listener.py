@@ -35,5 +35,6 @@ class Listener:
         return None
 
     def close(self):
-        self.socket.close(linger=0)
-        self.context.term()
+        if not self.context.closed:
+            self.socket.close(linger=0)
+            self.context.term()

@@ -1,0 +1,66 @@
+"""``smiley-like monitor``: receive runs sent with ``run --remote``, show them live, store them."""
+
+from cliff.command import Command
+
+from smiley_like import config
+from smiley_like.commands.base import ErrorsAsOneLine, add_database_option
+
+
+class Monitor(ErrorsAsOneLine, Command):
+    """Listen for runs recorded with 'run --remote'; show them as they arrive and store them.
+
+    Stop it with Ctrl-C (or SIGTERM): what it received is stored, and runs
+    still being recorded are marked interrupted.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        settings = self.settings
+        add_database_option(parser, settings)
+        parser.add_argument("--socket", default=settings.socket, metavar="URL",
+                            help="address to listen on, tcp:// or ipc:// (default: "
+                                 f"%(default)s; environment: {config.ENV_PREFIX}SOCKET)")
+        shown = parser.add_mutually_exclusive_group()
+        shown.add_argument("--summary", dest="mode", action="store_const", const="summary",
+                           help="one status line per run, refreshed: events so far, events "
+                                "per second, where it is")
+        shown.add_argument("--quiet", dest="mode", action="store_const", const="quiet",
+                           help="only the start and end of each run")
+        parser.set_defaults(mode="events")
+        parser.add_argument("--refresh", type=float, default=1.0, metavar="SECONDS",
+                            help="how often --summary redraws (default: %(default)s)")
+        parser.add_argument("--no-locals", dest="show_locals", action="store_false",
+                            help="leave arguments, locals and return values out of the "
+                                 "events shown")
+        parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                            help="colour the events shown (default: auto, on a terminal)")
+        return parser
+
+    def take_action(self, parsed_args):
+        from smiley_like import monitor
+        from smiley_like.render.live import LivePrinter
+        from smiley_like.store.engine import open_store
+        from smiley_like.wire.listener import Listener
+
+        store = open_store(parsed_args.database, create=True,
+                           busy_timeout=self.settings.busy_timeout)
+        try:
+            store.check_writable()
+            listener = Listener(parsed_args.socket)
+            try:
+                out = self.app.stdout
+                tty = getattr(out, "isatty", lambda: False)()
+                printer = LivePrinter(
+                    out, parsed_args.mode, show_locals=parsed_args.show_locals,
+                    color=parsed_args.color == "always" or (parsed_args.color == "auto" and tty),
+                    refresh=max(parsed_args.refresh, 0.05))
+                self.app.stderr.write(
+                    f"smiley-like: monitor listening on {listener.endpoint}, storing runs in "
+                    f"'{parsed_args.database}' (Ctrl-C to stop)\n")
+                self.app.stderr.flush()
+                return monitor.watch(listener, store, printer, stderr=self.app.stderr)
+            finally:
+                listener.close()
+        finally:
+            store.close()
+
