@@ -12,19 +12,24 @@ and settled from the sender's own counts when the run ends.
 """
 
 import dataclasses
+import itertools
 import json
 import logging
+import operator
 import time
 import zlib
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from smiley_like.events import CALL, EXCEPTION, RETURN
+from smiley_like.events import CALL, EXCEPTION, LINE, RETURN
 from smiley_like.store import schema
 from smiley_like.wire import codec
 
 LOG = logging.getLogger(__name__)
+
+_kind = operator.itemgetter(0)
+_thread = operator.itemgetter(1)
 
 
 def clean(text):
@@ -53,37 +58,45 @@ def walk(stacks, seq, events):
     A stack entry is [call_id, code_id], plus the type of the last exception
     seen in that frame, so a frame left by an exception can name it even when
     its return is in a later chunk.
+
+    Line events, most of any run, move no stack: only the others are looked
+    at one by one here; the rest is done by C-level list operations.
     """
     codes = {entry[1] for stack in stacks.values() for entry in stack}
-    stats = {}
-    for event in events:
+    count = len(events)
+    if not count:
+        return codes, {}
+    returned = {}  # thread_no -> (index, code_id) of its last return
+    not_lines = map(operator.ne, map(_kind, events), itertools.repeat(LINE))
+    for index in itertools.compress(range(count), not_lines):
+        event = events[index]
         kind = event[0]
         thread_no = event[1]
         stack = stacks.get(thread_no)
         if stack is None:
             stack = stacks[thread_no] = []
         if kind == CALL:
-            code_id = event[5]
-            stack.append([seq, code_id])
-            codes.add(code_id)
-        elif not stack:
-            code_id = 0  # a frame whose call was not stored
-        elif kind == RETURN:
-            code_id = stack.pop()[1]
+            stack.append([seq + index, event[5]])
+            codes.add(event[5])
+        elif stack:
+            if kind == RETURN:
+                returned[thread_no] = (index, stack.pop()[1])
+            elif kind == EXCEPTION:
+                stack[-1][2:] = [event[4][0]]
+    threads = list(map(_thread, events))
+    single = threads.count(threads[0]) == count
+    stats = {}
+    for thread_no in ((threads[0],) if single else dict.fromkeys(threads)):
+        first = threads.index(thread_no)
+        last = count - 1 - threads[::-1].index(thread_no) if not single else count - 1
+        last_return = returned.get(thread_no)
+        if last_return is not None and last_return[0] == last:
+            code_id = last_return[1]
         else:
-            top = stack[-1]
-            code_id = top[1]
-            if kind == EXCEPTION:
-                top[2:] = [event[4][0]]
-        entry = stats.get(thread_no)
-        if entry is None:
-            stats[thread_no] = [1, seq, seq, event[2], event[2], code_id]
-        else:
-            entry[0] += 1
-            entry[2] = seq
-            entry[4] = event[2]
-            entry[5] = code_id
-        seq += 1
+            stack = stacks.get(thread_no)
+            code_id = stack[-1][1] if stack else 0  # 0: a frame whose call was not stored
+        stats[thread_no] = [count if single else threads.count(thread_no), seq + first,
+                            seq + last, events[first][2], events[last][2], code_id]
     return codes, stats
 
 

@@ -17,6 +17,7 @@ detect lost batches).  The payload depends on the kind:
 """
 
 import dataclasses
+import gc
 
 import msgpack
 
@@ -36,8 +37,16 @@ def pack(obj):
 
 
 def unpack(data):
-    return msgpack.unpackb(data, raw=False, unicode_errors=_UNICODE_ERRORS,
-                           strict_map_key=False)
+    # A batch unpacks into tens of thousands of small containers, and each few
+    # hundred would start a garbage collection: pause it (this is 3x faster).
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return msgpack.unpackb(data, raw=False, unicode_errors=_UNICODE_ERRORS,
+                               strict_map_key=False)
+    finally:
+        if paused:
+            gc.enable()
 
 
 @dataclasses.dataclass
