@@ -2,14 +2,20 @@
 
 import contextlib
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
 import time
 
+import pytest
 import zmq
 
+from smiley_like.events import CALL, LINE, RETURN
+from smiley_like.monitor import Monitor
 from smiley_like.store import queries
+from smiley_like.store.engine import open_store
+from smiley_like.store.writer import StoreWriter
 from smiley_like.wire import codec
 
 from conftest import python
@@ -258,7 +264,8 @@ def test_garbage_on_the_socket_is_counted_and_logged_once_per_sender(smiley, mon
     assert "Traceback" not in err
 
 
-def test_ctrl_c_on_the_monitor_keeps_what_it_stored_and_marks_open_runs(smiley, monitor):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stopping_the_monitor_keeps_what_it_stored_and_marks_open_runs(smiley, monitor, sig):
     watcher = monitor("--quiet").start()
     smiley.script(TICKING.format(n=2000, pause=0.002))
     process = popen_remote(smiley, watcher.endpoint, "prog.py", flush_timeout=1)
@@ -266,7 +273,7 @@ def test_ctrl_c_on_the_monitor_keeps_what_it_stored_and_marks_open_runs(smiley, 
     running = wait_for_run(smiley, status="running")
     watcher.wait_for(lambda: "started" in watcher.out, "the run to start")
     time.sleep(1.0)
-    assert watcher.stop(timeout=30) == 0
+    assert watcher.stop(sig, timeout=30) == 0
     run = wait_for_run(smiley, running.id)
     assert run.status == "interrupted" and run.ended_at is None
     assert "the monitor stopped" in run.notes
@@ -339,3 +346,31 @@ def test_a_locked_database_holds_the_senders_back_and_loses_nothing(smiley, moni
     assert watcher.stop() == 0
     assert watcher.err.count("database is locked") == 1
 
+
+
+def test_a_batch_for_a_run_never_seen_creates_it_and_the_end_fills_it_in(tmp_path):
+    """A monitor with a fresh database, joining mid-run: what it gets is stored and counted."""
+    store = open_store(str(tmp_path / "late.db"), create=True)
+    try:
+        monitor = Monitor(None, [StoreWriter(store)])
+        run_id = "ab" * 16
+        defs = [("file", 1, "/x/prog.py", None, None), ("code", 1, 1, "work", 3),
+                ("thread", 0, 1, 1, "MainThread")]
+        # Events 0..99 went to another monitor; this one gets 100..102 and the end.
+        events = [(LINE, 0, 10, 4, None), (RETURN, 0, 11, 5, "7", None),
+                  (CALL, 0, 12, 3, {"n": "2"}, 1)]
+        handled = [monitor.handle(codec.encode_events(run_id, 42, 9, 100, defs, events)),
+                   monitor.handle(codec.encode_end(run_id, 42, 10, {
+                       "status": "finished", "exit_code": 0, "sent": 103, "lost": 0,
+                       "ended_at": 5.0}))]
+        assert all(message is not None for message in handled) and monitor.rejected == 0
+        run = queries.run(store, run_id)
+        assert (run.pid, run.status, run.exit_code, run.event_count, run.lost_events) == \
+            (42, "finished", 0, 3, 100)
+        stored = list(queries.events(store, run_id))
+        assert [(e.seq, e.kind, e.code.name) for e in stored] == \
+            [(100, LINE, "<unknown code 0>"), (101, RETURN, "<unknown code 0>"),
+             (102, CALL, "work")]
+        assert stored[2].value == {"n": "2"}
+    finally:
+        store.close()
