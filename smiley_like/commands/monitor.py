@@ -29,6 +29,9 @@ class Monitor(ErrorsAsOneLine, Command):
         parser.set_defaults(mode="events")
         parser.add_argument("--refresh", type=float, default=1.0, metavar="SECONDS",
                             help="how often --summary redraws (default: %(default)s)")
+        parser.add_argument("--stall-after", type=float, default=10.0, metavar="SECONDS",
+                            help="in --summary, call a thread stalled after this long "
+                                 "without events (default: %(default)s)")
         parser.add_argument("--no-locals", dest="show_locals", action="store_false",
                             help="leave arguments, locals and return values out of the "
                                  "events shown")
@@ -53,7 +56,7 @@ class Monitor(ErrorsAsOneLine, Command):
                 printer = LivePrinter(
                     out, parsed_args.mode, show_locals=parsed_args.show_locals,
                     color=parsed_args.color == "always" or (parsed_args.color == "auto" and tty),
-                    refresh=max(parsed_args.refresh, 0.05))
+                    refresh=max(parsed_args.refresh, 0.05), stall_after=parsed_args.stall_after)
                 self.app.stderr.write(
                     f"smiley-like: monitor listening on {listener.endpoint}, storing runs in "
                     f"'{parsed_args.database}' (Ctrl-C to stop)\n")

@@ -36,6 +36,10 @@ class ConsoleRenderer:
             shown = self._paths[code.file_no] = path
         return shown
 
+    def location(self, code, line_no):
+        """``path:line`` of a place in *code*, the path relative to the run's directory."""
+        return f"{self._path(code)}:{line_no}"
+
     def source_line(self, file_no, line_no):
         lines = self.files.get(file_no, (None, None))[1]
         if lines is None or not 0 < line_no <= len(lines):

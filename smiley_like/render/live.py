@@ -39,6 +39,9 @@ class _Run:
         self.events = 0  # events received
         self.skipped = 0  # events received and not shown
         self.where = None  # (code_id, line_no) of the last event received
+        self.threads = {}  # thread_no -> name
+        self.places = {}  # thread_no -> (code_id, line_no) of its last event
+        self.seen = {}  # thread_no -> time.monotonic() its last events arrived
         self.rate = 0.0
         self.counted = (time.monotonic(), 0)  # when and how many, at the last rate update
         self.renderer = None
@@ -57,11 +60,14 @@ class _Run:
                 _, code_id, file_no, name, first_line = item
                 path = self.files.get(file_no, ("?", None))[0]
                 self.codes[code_id] = Code(code_id, file_no, path, name, first_line)
+            elif item[0] == "thread":
+                self.threads[item[1]] = item[4]
 
-    def location(self):
-        if self.where is None:
+    def location(self, where=None):
+        where = where or self.where
+        if where is None:
             return ""
-        code_id, line_no = self.where
+        code_id, line_no = where
         code = self.codes.get(code_id) or unknown_code(code_id)
         path = code.path
         cwd = self.info.get("cwd")
@@ -73,7 +79,8 @@ class _Run:
 class LivePrinter:
     """A monitor sink that shows runs as they arrive on *out*."""
 
-    def __init__(self, out, mode="events", *, color=False, show_locals=True, refresh=1.0):
+    def __init__(self, out, mode="events", *, color=False, show_locals=True, refresh=1.0,
+                 stall_after=10.0):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}")
         self.out = out
@@ -81,6 +88,7 @@ class LivePrinter:
         self.color = color
         self.show_locals = show_locals
         self.refresh = refresh
+        self.stall_after = stall_after
         self.tty = getattr(out, "isatty", lambda: False)()
         self._runs = {}  # run_id -> _Run, the runs open now
         self._lock = threading.Lock()
@@ -115,8 +123,12 @@ class LivePrinter:
                 self._say(f"[{run.label}] joined   a run already under way (pid {message.pid})")
             run.events += len(batch.events)
             if batch.events:
-                thread_no = batch.events[-1][1]
-                run.where = (batch.where or {}).get(thread_no)
+                places = batch.where or {}
+                run.where = places.get(batch.events[-1][1])
+                now = time.monotonic()
+                for thread_no, place in places.items():
+                    run.places[thread_no] = place
+                    run.seen[thread_no] = now
             if self.mode != "events":
                 run.define(batch.defs)
                 return
@@ -244,7 +256,12 @@ class LivePrinter:
         out.write("\n".join(lines) + "\n")
 
     def _status_lines(self):
-        """One line per open run (the lock is held)."""
+        """A line per open run, and one per thread under it (the lock is held).
+
+        A thread is *busy* while its events keep coming, and *stalled* once
+        none came for ``stall_after`` seconds: blocked, waiting, or stuck in
+        code that is not recorded.
+        """
         now = time.monotonic()
         lines = []
         for run in self._runs.values():
@@ -254,6 +271,12 @@ class LivePrinter:
                 run.counted = (now, run.events)
             lines.append(f"[{run.label}] {run.command[:40]:<40} {run.events:>12,} events "
                          f"{run.rate:>12,.0f}/s  {run.location()}")
+            for thread_no, place in sorted(run.places.items()):
+                silent = now - run.seen[thread_no]
+                state = f"stalled {silent:.0f} s" if silent >= self.stall_after else "busy"
+                name = run.threads.get(thread_no, "?")
+                lines.append(f"    thread {thread_no} {name[:20]:<20} {state} at "
+                             f"{run.location(place)}")
         return lines
 
 

@@ -107,6 +107,42 @@ def events(store, run_id, *, start=None, stop=None, thread_nos=None, code_ids=No
                 seq += 1
 
 
+def thread_events_backwards(store, run_id, thread_no, before, code_map):
+    """Yield one thread's events numbered below *before*, newest first, a chunk at a time."""
+    chunk = schema.chunk
+    with store.connect() as conn:
+        rows = conn.execute(select(chunk.c.seq, chunk.c.count, chunk.c.threads)
+                            .where((chunk.c.run_id == run_id) & (chunk.c.seq < before))
+                            .order_by(chunk.c.seq.desc())).all()
+    for row in rows:
+        if thread_no not in json.loads(row.threads):
+            continue
+        stop = min(before, row.seq + row.count) - 1
+        found = [event for event in events(store, run_id, start=row.seq, stop=stop,
+                                           code_map=code_map)
+                 if event.thread_no == thread_no]
+        yield from reversed(found)
+
+
+def stacks_after(store, run_id, seq):
+    """Every thread's open frames right after event *seq*: {thread_no: [[call_id, code_id], ...]}."""
+    chunk = schema.chunk
+    with store.connect() as conn:
+        row = conn.execute(select(chunk.c.seq, chunk.c.stacks, chunk.c.events)
+                           .where((chunk.c.run_id == run_id) & (chunk.c.seq <= seq))
+                           .order_by(chunk.c.seq.desc()).limit(1)).first()
+    if row is None:
+        return {}
+    stacks = codec.unpack(row.stacks)
+    number = row.seq
+    for event in codec.unpack(zlib.decompress(row.events)):
+        rebuild(event, number, stacks, {})
+        if number == seq:
+            break
+        number += 1
+    return stacks
+
+
 def delete_runs(store, run_ids):
     """Remove runs, their events and definitions, and sources no run uses any more."""
     with store.begin() as conn:

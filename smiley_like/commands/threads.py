@@ -1,0 +1,111 @@
+"""``smiley-like threads`` and ``where``: the threads of a run, and where each one is.
+
+Imports of the database layer are in take_action: see commands/runs.py.
+"""
+
+import time
+
+from cliff.command import Command
+from cliff.lister import Lister
+
+from smiley_like.commands.base import ErrorsAsOneLine, add_database_option, add_run_argument
+
+THREAD_COLUMNS = ("Thread", "Name", "Ident", "Process", "First event", "Last event", "Events",
+                  "Ended")
+
+
+def _clock(run, t_ns):
+    """Wall-clock time of an event, to the millisecond."""
+    if t_ns is None or run.started_at is None or run.clock_ns is None:
+        return ""
+    stamp = run.started_at + (t_ns - run.clock_ns) / 1e9
+    return time.strftime("%H:%M:%S", time.localtime(stamp)) + f".{int(stamp * 1000) % 1000:03d}"
+
+
+def _ending(place, run):
+    """How a thread's recorded code ended, or where it was when the run ended."""
+    if not place.frames:
+        return place.state
+    top = place.frames[-1]
+    where = f"in {top.code.name} at line {top.line_no}"
+    return f"running, {where}" if run.status == "running" else f"still running {where} at the end"
+
+
+class Threads(ErrorsAsOneLine, Lister):
+    """List the threads of a run: when each ran, how many events, how it ended."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        add_database_option(parser, self.settings)
+        add_run_argument(parser)
+        return parser
+
+    def take_action(self, parsed_args):
+        from smiley_like import where
+        from smiley_like.store import queries
+
+        with self.run_in_store(parsed_args) as (store, run_id):
+            run = queries.run(store, run_id)
+            places = {place.thread.thread_no: place for place in where.places(store, run_id)}
+            threads = queries.threads(store, run_id)
+        rows = []
+        for thread in threads:
+            place = places.get(thread.thread_no)
+            rows.append((thread.thread_no, thread.name, thread.ident, run.pid,
+                         _clock(run, thread.first_ns), _clock(run, thread.last_ns),
+                         thread.event_count, _ending(place, run) if place else "no events"))
+        return THREAD_COLUMNS, rows
+
+
+class Where(ErrorsAsOneLine, Command):
+    """Show where each thread of a run is, or was when the run ended: stack, line, locals."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        add_database_option(parser, self.settings)
+        add_run_argument(parser)
+        parser.add_argument("--thread", action="append", default=[], metavar="NAME_OR_NO",
+                            help="only this thread (name or number; repeatable)")
+        parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                            help="colour the output (default: auto, on a terminal)")
+        return parser
+
+    def take_action(self, parsed_args):
+        from smiley_like import replay, where
+        from smiley_like.render.console import ConsoleRenderer
+        from smiley_like.store import queries
+
+        out = self.app.stdout
+        with self.run_in_store(parsed_args) as (store, run_id):
+            run = queries.run(store, run_id)
+            thread_nos = replay.select_threads(queries.threads(store, run_id),
+                                               set(parsed_args.thread)) \
+                if parsed_args.thread else None
+            places = where.places(store, run_id, thread_nos)
+            color = parsed_args.color == "always" or (
+                parsed_args.color == "auto" and getattr(out, "isatty", lambda: False)())
+            renderer = ConsoleRenderer(out, queries.files(store, run_id), cwd=run.cwd,
+                                       color=color)
+        state = "still being recorded" if run.status == "running" else "ended"
+        out.write(f"run {run.id} ({state}), pid {run.pid}\n")
+        for place in places:
+            thread = place.thread
+            age = where.age(place, run)
+            when = "" if age is None else (
+                f", last event {age:.3f} s ago" if run.status == "running"
+                else f", last event {age:.3f} s before the run ended")
+            out.write(f"\nthread {thread.thread_no} {thread.name} (ident {thread.ident}): "
+                      f"{_ending(place, run)}{when}\n")
+            if not place.frames:
+                out.write(f"  {renderer.format(place.last).strip()}\n")
+                continue
+            width = max(len(renderer.location(f.code, f.line_no)) for f in place.frames)
+            names = max(len(f.code.name) for f in place.frames)
+            for index, frame in enumerate(place.frames):
+                marker = ">" if index == len(place.frames) - 1 else " "
+                out.write(f"  {marker} {renderer.location(frame.code, frame.line_no):<{width}}"
+                          f"  {frame.code.name:<{names}}  "
+                          f"{renderer.source_line(frame.code.file_no, frame.line_no)}\n")
+            for name, text in (place.locals or {}).items():
+                out.write(f"        {name} = {text}\n")
+        return 0
