@@ -181,10 +181,12 @@ def _serve_private(args):
                 writer.abandon(args.run, "the traced process ended without finishing the run "
                                          "(killed, or crashed)")
                 break
+        writer.flush()
     except SmileyError as error:
         sys.stderr.write(f"smiley-like: writer: {error}\n")
         return 2
     finally:
+        writer.close()
         listener.close()
         store.close()
         _remove_socket_dir(args.socket)

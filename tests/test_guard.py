@@ -68,7 +68,8 @@ def test_live_events_equal_stored_events(tmp_path):
     store = open_store(database, create=True)
     listener = Listener(f"ipc://{tmp_path}/guard.sock")
     collector = Collector()
-    monitor = Monitor(listener, [StoreWriter(store), collector])
+    writer = StoreWriter(store)
+    monitor = Monitor(listener, [writer, collector])
 
     def serve():
         while not collector.ended.is_set():
@@ -91,6 +92,7 @@ def test_live_events_equal_stored_events(tmp_path):
         collector.ended.set()
         server.join()
         listener.close()
+        writer.close()
     try:
         run_id = queries.resolve_run(store, "last")
         stored = list(queries.events(store, run_id))

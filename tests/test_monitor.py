@@ -352,7 +352,8 @@ def test_a_batch_for_a_run_never_seen_creates_it_and_the_end_fills_it_in(tmp_pat
     """A monitor with a fresh database, joining mid-run: what it gets is stored and counted."""
     store = open_store(str(tmp_path / "late.db"), create=True)
     try:
-        monitor = Monitor(None, [StoreWriter(store)])
+        writer = StoreWriter(store)
+        monitor = Monitor(None, [writer])
         run_id = "ab" * 16
         defs = [("file", 1, "/x/prog.py", None, None), ("code", 1, 1, "work", 3),
                 ("thread", 0, 1, 1, "MainThread")]
@@ -364,6 +365,7 @@ def test_a_batch_for_a_run_never_seen_creates_it_and_the_end_fills_it_in(tmp_pat
                        "status": "finished", "exit_code": 0, "sent": 103, "lost": 0,
                        "ended_at": 5.0}))]
         assert all(message is not None for message in handled) and monitor.rejected == 0
+        writer.close()
         run = queries.run(store, run_id)
         assert (run.pid, run.status, run.exit_code, run.event_count, run.lost_events) == \
             (42, "finished", 0, 3, 100)

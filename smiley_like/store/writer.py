@@ -16,12 +16,15 @@ import itertools
 import json
 import logging
 import operator
+import queue
+import threading
 import time
 import zlib
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from smiley_like.errors import SmileyError, StoreBusy, StoreError
 from smiley_like.events import CALL, EXCEPTION, LINE, RETURN
 from smiley_like.store import schema
 from smiley_like.wire import codec
@@ -30,6 +33,8 @@ LOG = logging.getLogger(__name__)
 
 _kind = operator.itemgetter(0)
 _thread = operator.itemgetter(1)
+_time = operator.itemgetter(2)
+_line = operator.itemgetter(3)
 
 
 def clean(text):
@@ -48,6 +53,7 @@ class _RunState:
     event_count: int = 0  # events stored, by this writer and earlier ones
     next_seq: int = 0  # the sequence number the next batch should start at
     missing: int = 0  # events skipped by the sequence numbers so far
+    reopen: bool = False  # marked interrupted by a monitor that stopped: running again
 
 
 def walk(stacks, seq, events):
@@ -66,6 +72,7 @@ def walk(stacks, seq, events):
     count = len(events)
     if not count:
         return codes, {}
+    _check(events)
     returned = {}  # thread_no -> (index, code_id) of its last return
     not_lines = map(operator.ne, map(_kind, events), itertools.repeat(LINE))
     for index in itertools.compress(range(count), not_lines):
@@ -76,13 +83,19 @@ def walk(stacks, seq, events):
         if stack is None:
             stack = stacks[thread_no] = []
         if kind == CALL:
-            stack.append([seq + index, event[5]])
-            codes.add(event[5])
+            code_id = event[5]
+            if type(code_id) is not int:
+                raise ValueError(f"event {seq + index}: code id {code_id!r}")
+            stack.append([seq + index, code_id])
+            codes.add(code_id)
+        elif kind == EXCEPTION:
+            value = event[4]
+            if not (isinstance(value, list) and len(value) == 2):
+                raise ValueError(f"event {seq + index}: exception {value!r}")
+            if stack:
+                stack[-1][2:] = [value[0]]
         elif stack:
-            if kind == RETURN:
-                returned[thread_no] = (index, stack.pop()[1])
-            elif kind == EXCEPTION:
-                stack[-1][2:] = [event[4][0]]
+            returned[thread_no] = (index, stack.pop()[1])
     threads = list(map(_thread, events))
     single = threads.count(threads[0]) == count
     stats = {}
@@ -100,32 +113,121 @@ def walk(stacks, seq, events):
     return codes, stats
 
 
+_KINDS = {CALL, LINE, RETURN, EXCEPTION}
+_INT = {int}
+_LINE_TYPES = {int, type(None)}
+
+
+def _check(events):
+    """Raise ValueError unless *events* look like event tuples (C-level passes, no loop here)."""
+    if not (isinstance(events, list) and min(map(len, events)) >= 5
+            and set(map(_kind, events)) <= _KINDS
+            and set(map(type, map(_thread, events))) <= _INT
+            and set(map(type, map(_time, events))) <= _INT
+            and set(map(type, map(_line, events))) <= _LINE_TYPES):
+        raise ValueError("malformed events")
+
+
 class StoreWriter:
     """A sink that writes runs, definitions and event chunks to a Store.
 
     It is the first sink: it tells the ones after it what it learned by
     filling in the records it is given (a batch's ``stacks`` and ``where``,
     an end's ``stored`` and ``missing``).
+
+    The work is split in two, so that both cores are used: the caller's
+    thread decodes (already done), walks the call stacks and keeps the runs'
+    state; a store thread compresses and commits, one transaction per
+    message, in the order received.  The queue between them is short, so a
+    slow or locked database makes :meth:`batch` wait, which stops the
+    monitor taking messages, which makes the senders wait: back-pressure,
+    never a drop.  A database locked for longer than the busy timeout is
+    tried again every *retry_after* seconds; any other database error stops
+    the writer, and the next call raises it.
     """
 
-    def __init__(self, store):
+    def __init__(self, store, *, queue_size=4, retry_after=0.5):
         self.store = store
         self.runs = {}  # run_id -> _RunState of the runs open here
+        self.retry_after = retry_after
+        self.error = None  # the StoreError that stopped the store thread
+        self.unstored = 0  # events given up on at close, the database being locked
+        self._jobs = queue.Queue(queue_size)
+        self._closing = False
+        self._said_busy = False
+        self._thread = threading.Thread(target=self._work, name="smiley-like-store",
+                                        daemon=True)
+        self._thread.start()
 
-    def _state(self, conn, run_id):
+    # -- the store thread ----------------------------------------------------
+
+    def _submit(self, job, events=0):
+        """Queue *job* (a function of a connection), to run in a transaction of its own."""
+        if self.error is not None:
+            raise self.error
+        self._jobs.put((job, events))
+
+    def _work(self):
+        while True:
+            job, events = self._jobs.get()
+            try:
+                if job is None:
+                    return
+                self._run(job, events)
+            finally:
+                self._jobs.task_done()
+
+    def _run(self, job, events):
+        while self.error is None:
+            try:
+                with self.store.begin() as conn:
+                    job(conn)
+                return
+            except StoreBusy as error:
+                if self._closing:
+                    self.unstored += events
+                    LOG.warning("%s: %d events could not be stored", error, events)
+                    return
+                if not self._said_busy:
+                    self._said_busy = True
+                    LOG.warning("%s; holding the batch back and retrying (senders wait "
+                                "meanwhile)", error)
+                time.sleep(self.retry_after)
+            except SmileyError as error:
+                self.error = error
+            except Exception as error:  # a bug: stop storing, say so once, never hang
+                self.error = StoreError(f"internal error while storing: "
+                                        f"{type(error).__name__}: {error}")
+
+    def flush(self):
+        """Wait until everything queued is committed; raise what stopped the store thread."""
+        self._jobs.join()
+        if self.error is not None:
+            raise self.error
+
+    def close(self):
+        """Commit what is queued (giving up on a database still locked), then stop."""
+        self._closing = True
+        self._jobs.put((None, 0))
+        self._thread.join()
+
+    # -- sink interface --------------------------------------------------------
+
+    def _state(self, run_id):
         state = self.runs.get(run_id)
         if state is None:
-            state = self.runs[run_id] = _resume(conn, run_id)
+            self.flush()  # what the database knows of the run includes all we queued
+            with self.store.connect() as conn:
+                state = self.runs[run_id] = _resume(conn, run_id)
+            if state.reopen:
+                self._submit(lambda conn: conn.execute(
+                    update(schema.run).where((schema.run.c.id == run_id)
+                                             & (schema.run.c.status == "interrupted"))
+                    .values(status="running")))
         return state
 
-    def _ensure_run(self, conn, run_id, values=None):
-        """Create the run row if this is the first we hear of it (a late monitor)."""
-        values = values or {}
-        stmt = sqlite_insert(schema.run).values(
-            id=run_id, command=values.pop("command", "[]"), status="running", **values)
-        conn.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
-
     def start(self, message, info):
+        run_id = message.run_id
         values = {
             "command": json.dumps([clean(arg) for arg in info.get("argv", [])]),
             "cwd": clean(info.get("cwd")),
@@ -136,122 +238,100 @@ class StoreWriter:
             "pid": message.pid,
             "options": json.dumps(info.get("options", {})),
         }
-        with self.store.begin() as conn:
-            self._state(conn, message.run_id)
-            self._ensure_run(conn, message.run_id, dict(values))
-            conn.execute(update(schema.run).where(schema.run.c.id == message.run_id)
-                         .values(**values))
+        self._state(run_id)
+
+        def store_start(conn):
+            _ensure_run(conn, run_id, dict(values))
+            conn.execute(update(schema.run).where(schema.run.c.id == run_id).values(**values))
+
+        self._submit(store_start)
 
     def batch(self, batch):
-        """Store one batch: definitions, one chunk row, counters.
-
-        The run's state changes only once the transaction has committed, so a
-        batch that failed (a locked database) can be handed in again.
-        """
+        """Walk one batch here; store its definitions, chunk row and counters in order."""
         message, defs, events, packed = batch.message, batch.defs, batch.events, batch.packed
         run_id = message.run_id
         seq = message.header["seq"]
-        with self.store.begin() as conn:
-            state = self._state(conn, run_id)
-            if seq < state.next_seq:
-                LOG.warning("run %s: ignoring a batch from sequence number %d, which is "
-                            "stored already", run_id, seq)
-                return
-            missing = state.missing + seq - state.next_seq
-            start_stacks = _copy_stacks(state.stacks)
-            stacks = _copy_stacks(start_stacks)
-            codes, stats = walk(stacks, seq, events)
-            threads = {}
-            for thread_no, (count, first_seq, last_seq, first_ns, last_ns, _) in stats.items():
-                entry = dict(state.threads.get(thread_no) or {"event_count": 0})
-                if "first_seq" not in entry:
-                    entry.update(first_seq=first_seq, first_ns=first_ns)
-                entry.update(event_count=entry["event_count"] + count, last_seq=last_seq,
-                             last_ns=last_ns)
-                threads[thread_no] = entry
-            self._ensure_run(conn, run_id, {"pid": message.pid})
-            self._store_defs(conn, run_id, defs)
-            if events:
+        state = self._state(run_id)
+        if seq < state.next_seq:
+            LOG.warning("run %s: ignoring a batch from sequence number %d, which is "
+                        "stored already", run_id, seq)
+            return
+        start_stacks = _copy_stacks(state.stacks)
+        stacks = _copy_stacks(start_stacks)
+        codes, stats = walk(stacks, seq, events)  # raises on malformed events: rejected
+        if seq > state.next_seq:
+            LOG.warning("run %s: events %d..%d never arrived", run_id, state.next_seq, seq - 1)
+            state.missing += seq - state.next_seq
+        where = {thread_no: (entry[5], events[entry[2] - seq][3])
+                 for thread_no, entry in stats.items()}
+        threads = {}
+        for thread_no, (count, first_seq, last_seq, first_ns, last_ns, _) in stats.items():
+            entry = state.threads.setdefault(thread_no, {"event_count": 0})
+            if "first_seq" not in entry:
+                entry.update(first_seq=first_seq, first_ns=first_ns)
+            entry.update(event_count=entry["event_count"] + count, last_seq=last_seq,
+                         last_ns=last_ns)
+            threads[thread_no] = dict(entry)
+        state.stacks = stacks
+        state.next_seq = seq + len(events)
+        state.event_count += len(events)
+        batch.stacks, batch.where = start_stacks, where
+        totals = {"event_count": state.event_count, "lost_events": state.missing}
+        chunk = None
+        if events:
+            chunk = {"run_id": run_id, "seq": seq, "count": len(events),
+                     "first_ns": events[0][2], "last_ns": events[-1][2],
+                     "threads": json.dumps(sorted(stats)), "codes": codec.pack(sorted(codes)),
+                     "stacks": codec.pack(start_stacks)}
+
+        def store_batch(conn):
+            _ensure_run(conn, run_id, {"pid": message.pid})
+            _store_defs(conn, run_id, defs)
+            if chunk is not None:
                 conn.execute(insert(schema.chunk).values(
-                    run_id=run_id, seq=seq, count=len(events),
-                    first_ns=events[0][2], last_ns=events[-1][2],
-                    threads=json.dumps(sorted(stats)),
-                    codes=codec.pack(sorted(codes)),
-                    stacks=codec.pack(start_stacks),
-                    events=zlib.compress(packed, 1)))
+                    events=zlib.compress(packed, 1), **chunk))  # zlib lets go of the GIL
             for thread_no, entry in threads.items():
-                self._ensure_thread(conn, run_id, thread_no)
+                _ensure_thread(conn, run_id, thread_no)
                 conn.execute(update(schema.thread).where(
                     (schema.thread.c.run_id == run_id)
                     & (schema.thread.c.thread_no == thread_no)).values(**entry))
             conn.execute(update(schema.run).where(schema.run.c.id == run_id).values(
-                event_count=state.event_count + len(events), lost_events=missing,
-                batches=schema.run.c.batches + 1))
-        if missing > state.missing:
-            LOG.warning("run %s: events %d..%d never arrived", run_id, state.next_seq, seq - 1)
-        state.stacks, state.missing = stacks, missing
-        state.next_seq = seq + len(events)
-        state.event_count += len(events)
-        state.threads.update(threads)
-        batch.stacks = start_stacks
-        batch.where = {thread_no: (entry[5], events[entry[2] - seq][3])
-                       for thread_no, entry in stats.items()}
+                batches=schema.run.c.batches + 1, **totals))
 
-    def _ensure_thread(self, conn, run_id, thread_no, **values):
-        stmt = sqlite_insert(schema.thread).values(run_id=run_id, thread_no=thread_no, **values)
-        conn.execute(stmt.on_conflict_do_nothing(index_elements=["run_id", "thread_no"]))
-
-    def _store_defs(self, conn, run_id, defs):
-        for item in defs:
-            kind = item[0]
-            if kind == "file":
-                _, file_no, path, digest, text = item
-                if digest is not None and text is not None:
-                    conn.execute(sqlite_insert(schema.source).values(hash=digest, text=clean(text))
-                                 .on_conflict_do_nothing(index_elements=["hash"]))
-                conn.execute(sqlite_insert(schema.file).values(
-                    run_id=run_id, file_no=file_no, path=clean(path), hash=digest)
-                    .on_conflict_do_nothing(index_elements=["run_id", "file_no"]))
-            elif kind == "code":
-                _, code_id, file_no, name, first_line = item
-                conn.execute(sqlite_insert(schema.code).values(
-                    run_id=run_id, code_id=code_id, file_no=file_no, name=clean(name),
-                    first_line=first_line)
-                    .on_conflict_do_nothing(index_elements=["run_id", "code_id"]))
-            elif kind == "thread":
-                _, thread_no, ident, native_id, name = item
-                self._ensure_thread(conn, run_id, thread_no)
-                conn.execute(update(schema.thread).where(
-                    (schema.thread.c.run_id == run_id)
-                    & (schema.thread.c.thread_no == thread_no)).values(
-                        ident=ident, native_id=native_id, name=clean(name)))
+        self._submit(store_batch, len(events))
 
     def end(self, message, info):
         """The run is over: how it ended, and the final count of events that never arrived."""
-        with self.store.begin() as conn:
-            state = self._state(conn, message.run_id)
-            lost = int(info.get("lost", 0) or 0)  # given up on by the sender
-            if isinstance(info.get("sent"), int):
-                lost += max(0, info["sent"] - state.event_count)  # sent, never arrived
-            lost = max(lost, state.missing)
-            info["stored"], info["missing"] = state.event_count, lost
-            notes = [clean(note) for note in info.get("notes", [])]
-            self._ensure_run(conn, message.run_id, {"pid": message.pid})
-            conn.execute(update(schema.run).where(schema.run.c.id == message.run_id).values(
-                status=clean(info.get("status", "finished")),
-                exit_code=info.get("exit_code"),
-                exc_type=clean(info.get("exc_type")),
-                exc_message=clean(info.get("exc_message")),
-                traceback=clean(info.get("traceback")),
-                ended_at=info.get("ended_at") or time.time(),
-                lost_events=lost,
-                notes=json.dumps(notes)))
-        del self.runs[message.run_id]
+        run_id = message.run_id
+        state = self._state(run_id)
+        lost = int(info.get("lost", 0) or 0)  # given up on by the sender
+        if isinstance(info.get("sent"), int):
+            lost += max(0, info["sent"] - state.event_count)  # sent, never arrived
+        lost = max(lost, state.missing)
+        info["stored"], info["missing"] = state.event_count, lost
+        values = {
+            "status": clean(info.get("status", "finished")),
+            "exit_code": info.get("exit_code"),
+            "exc_type": clean(info.get("exc_type")),
+            "exc_message": clean(info.get("exc_message")),
+            "traceback": clean(info.get("traceback")),
+            "ended_at": info.get("ended_at") or time.time(),
+            "lost_events": lost,
+            "notes": json.dumps([clean(note) for note in info.get("notes", [])]),
+        }
+
+        def store_end(conn):
+            _ensure_run(conn, run_id, {"pid": message.pid})
+            conn.execute(update(schema.run).where(schema.run.c.id == run_id).values(**values))
+
+        self._submit(store_end)
+        del self.runs[run_id]
 
     def abandon(self, run_id, note):
         """The traced process vanished without saying how it ended."""
         self.runs.pop(run_id, None)
-        self._close_run(run_id, "abrupt", note, ended_at=time.time())
+        self._submit(lambda conn: _close_run(conn, run_id, "abrupt", note, time.time()))
+        self.flush()
 
     def interrupt(self, note):
         """We are stopping: mark every run still open here as interrupted; return their ids.
@@ -262,18 +342,59 @@ class StoreWriter:
         run_ids = list(self.runs)
         self.runs.clear()
         for run_id in run_ids:
-            self._close_run(run_id, "interrupted", note, ended_at=None)
+            self._submit(lambda conn, run_id=run_id: _close_run(conn, run_id, "interrupted",
+                                                                note, None))
+        self.flush()
         return run_ids
 
-    def _close_run(self, run_id, status, note, ended_at):
-        with self.store.begin() as conn:
-            current = conn.execute(select(schema.run.c.status, schema.run.c.notes)
-                                   .where(schema.run.c.id == run_id)).first()
-            if current is None or current.status != "running":
-                return
-            notes = json.loads(current.notes or "[]") + [note]
-            conn.execute(update(schema.run).where(schema.run.c.id == run_id).values(
-                status=status, ended_at=ended_at, notes=json.dumps(notes)))
+
+def _ensure_run(conn, run_id, values=None):
+    """Create the run row if this is the first we hear of it (a late monitor)."""
+    values = values or {}
+    stmt = sqlite_insert(schema.run).values(
+        id=run_id, command=values.pop("command", "[]"), status="running", **values)
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
+
+
+def _ensure_thread(conn, run_id, thread_no, **values):
+    stmt = sqlite_insert(schema.thread).values(run_id=run_id, thread_no=thread_no, **values)
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=["run_id", "thread_no"]))
+
+
+def _store_defs(conn, run_id, defs):
+    for item in defs:
+        kind = item[0]
+        if kind == "file":
+            _, file_no, path, digest, text = item
+            if digest is not None and text is not None:
+                conn.execute(sqlite_insert(schema.source).values(hash=digest, text=clean(text))
+                             .on_conflict_do_nothing(index_elements=["hash"]))
+            conn.execute(sqlite_insert(schema.file).values(
+                run_id=run_id, file_no=file_no, path=clean(path), hash=digest)
+                .on_conflict_do_nothing(index_elements=["run_id", "file_no"]))
+        elif kind == "code":
+            _, code_id, file_no, name, first_line = item
+            conn.execute(sqlite_insert(schema.code).values(
+                run_id=run_id, code_id=code_id, file_no=file_no, name=clean(name),
+                first_line=first_line)
+                .on_conflict_do_nothing(index_elements=["run_id", "code_id"]))
+        elif kind == "thread":
+            _, thread_no, ident, native_id, name = item
+            _ensure_thread(conn, run_id, thread_no)
+            conn.execute(update(schema.thread).where(
+                (schema.thread.c.run_id == run_id)
+                & (schema.thread.c.thread_no == thread_no)).values(
+                    ident=ident, native_id=native_id, name=clean(name)))
+
+
+def _close_run(conn, run_id, status, note, ended_at):
+    current = conn.execute(select(schema.run.c.status, schema.run.c.notes)
+                           .where(schema.run.c.id == run_id)).first()
+    if current is None or current.status != "running":
+        return
+    notes = json.loads(current.notes or "[]") + [note]
+    conn.execute(update(schema.run).where(schema.run.c.id == run_id).values(
+        status=status, ended_at=ended_at, notes=json.dumps(notes)))
 
 
 def _copy_stacks(stacks):
@@ -289,9 +410,8 @@ def _resume(conn, run_id):
                        .where(schema.run.c.id == run_id)).first()
     if row is None:
         return state
-    if row.status == "interrupted" and row.ended_at is None:  # a monitor stopped; it goes on
-        conn.execute(update(schema.run).where(schema.run.c.id == run_id)
-                     .values(status="running"))
+    # A monitor stopped while recording it, and it goes on: running again.
+    state.reopen = row.status == "interrupted" and row.ended_at is None
     state.event_count, state.missing = row.event_count, row.lost_events
     chunk = schema.chunk
     last = conn.execute(select(chunk.c.seq, chunk.c.stacks, chunk.c.events)

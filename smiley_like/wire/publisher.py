@@ -209,6 +209,9 @@ class Publisher:
             self._watch_connection()
             dropping = self._dropping and not self.connected
             if socket.poll(0 if dropping else 100, zmq.POLLOUT):
+                # Room on an IMMEDIATE socket means a live connection, whether or
+                # not the socket monitor's report of it has come in yet.
+                self.connected = self.ever_connected = True
                 self._dropping = False
                 return True
             now = time.monotonic()
