@@ -90,6 +90,7 @@ class Context:
     args: list
     database: str
     timing_file: str
+    endpoint: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,9 +102,10 @@ class Mode:
     ``cheap``: it takes a fraction of a second, so it is sampled
     ``--cheap-samples`` times at each turn (its medians are the denominators
     of every ratio, and a loaded machine makes 50 ms figures jumpy).
-    A ``--remote`` mode would be one more entry: ``smiley-like run --remote
-    URL`` with a ``smiley-like monitor`` started beforehand on ``ctx.database``
-    (and stopped before the database is inspected).
+    ``monitor``: a ``smiley-like monitor`` on ``ctx.database`` listens at
+    ``ctx.endpoint`` before the clock starts; the time runs until the monitor
+    has stored the end of the run, and the monitor is stopped before the
+    database is inspected.
     """
 
     name: str
@@ -111,6 +113,7 @@ class Mode:
     records: bool = False
     timed_inside: bool = False
     cheap: bool = False
+    monitor: bool = False
 
 
 MODES = (
@@ -123,6 +126,9 @@ MODES = (
     Mode("smiley-like --no-locals", records=True,
          command=lambda c: [c.smiley, "run", "--no-locals", "--database", c.database,
                             c.script, *c.args]),
+    Mode("smiley-like --remote", records=True, monitor=True,
+         command=lambda c: [c.smiley, "run", "--remote", "--socket", c.endpoint, c.script,
+                            *c.args]),
 )
 MODE_BY_NAME = {mode.name: mode for mode in MODES}
 BASE_MODE = "untraced"
@@ -153,20 +159,28 @@ def measure(mode, workload, args, config, list_check=False):
         ctx = Context(python=config.python, smiley=config.smiley,
                       script=os.path.join(WORKLOAD_DIR, workload + ".py"), args=args,
                       database=os.path.join(scratch, "runs.db"),
-                      timing_file=os.path.join(scratch, "timing.json"))
+                      timing_file=os.path.join(scratch, "timing.json"),
+                      endpoint=f"ipc://{scratch}/monitor.sock")
         argv = mode.command(ctx)
         record["argv"] = argv
+        monitor = start_monitor(ctx, config) if mode.monitor else None
         start = time.perf_counter()
         try:
             proc = subprocess.run(argv, cwd=scratch, env=config.env, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   timeout=config.timeout)
+            if monitor is not None:
+                wait_until_stored(ctx.database, config.timeout)
         except subprocess.TimeoutExpired:
             record["error"] = f"timed out after {config.timeout:g} s"
             return record
         except OSError as exc:
             record["error"] = f"could not start: {exc}"
             return record
+        finally:
+            if monitor is not None:
+                monitor.terminate()
+                monitor.wait()
         record["wall"] = time.perf_counter() - start
         record["output"] = last_line(proc.stdout)
         if proc.stderr.strip():
@@ -190,6 +204,28 @@ def measure(mode, workload, args, config, list_check=False):
                         f"the database {record['events']}")
     record["ok"] = "error" not in record
     return record
+
+
+def start_monitor(ctx, config):
+    """A ``smiley-like monitor --quiet`` on the measurement's database, once it listens."""
+    monitor = subprocess.Popen([ctx.smiley, "monitor", "--quiet", "--database", ctx.database,
+                                "--socket", ctx.endpoint], env=config.env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if "listening" not in monitor.stderr.readline():
+        monitor.kill()
+        raise OSError("the monitor did not start")
+    return monitor
+
+
+def wait_until_stored(database, timeout):
+    """Poll the monitor's database until the run has ended there."""
+    deadline = time.monotonic() + timeout
+    with sqlite3.connect(database, timeout=timeout) as conn:
+        while conn.execute("SELECT count(*) FROM run WHERE status != 'running'"
+                           ).fetchone()[0] == 0:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("monitor", timeout)
+            time.sleep(0.005)
 
 
 def last_line(text):

@@ -70,6 +70,19 @@ def unknown_code(code_id):
     return Code(code_id, 0, "?", f"<unknown code {code_id}>", 0)
 
 
+_NONE = type(None)
+# The types of value each kind of event has; anything else was not sent by a
+# tracer of ours, and readers get a harmless stand-in (a line event, line 0).
+_SHAPES = {LINE: (dict, _NONE), CALL: (dict, _NONE), RETURN: (str, _NONE), EXCEPTION: (list,)}
+_LINE_TYPES = (int, _NONE)
+
+
+def _malformed(event, seq, code_map):
+    thread_no = event[1] if isinstance(event, (list, tuple)) and len(event) > 1 \
+        and type(event[1]) is int else 0
+    return Event(seq, LINE, thread_no, 0, UNKNOWN_CALL, None, 0, unknown_code(0), 0, None)
+
+
 def rebuild(event, seq, stacks, code_map):
     """The :class:`Event` for tuple *event* numbered *seq*, advancing the call *stacks*.
 
@@ -77,7 +90,13 @@ def rebuild(event, seq, stacks, code_map):
     code_id(, last exception type)]``, as the store keeps them at each chunk's
     start; readers (replay, the live monitor) use this one set of rules.
     """
-    kind, thread_no, t_ns, line_no, value = event[:5]
+    try:
+        kind, thread_no, t_ns, line_no, value = event[:5]
+    except (TypeError, ValueError):
+        kind = None
+    if kind not in _SHAPES or type(value) not in _SHAPES[kind] \
+            or type(line_no) not in _LINE_TYPES or type(thread_no) is not int:
+        return _malformed(event, seq, code_map)
     stack = stacks.get(thread_no)
     if stack is None:
         stack = stacks[thread_no] = []

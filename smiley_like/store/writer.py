@@ -11,6 +11,7 @@ that never arrived; they are counted in the run's ``lost_events`` at once,
 and settled from the sender's own counts when the run ends.
 """
 
+import collections
 import dataclasses
 import itertools
 import json
@@ -33,8 +34,7 @@ LOG = logging.getLogger(__name__)
 
 _kind = operator.itemgetter(0)
 _thread = operator.itemgetter(1)
-_time = operator.itemgetter(2)
-_line = operator.itemgetter(3)
+
 
 
 def clean(text):
@@ -84,48 +84,63 @@ def walk(stacks, seq, events):
             stack = stacks[thread_no] = []
         if kind == CALL:
             code_id = event[5]
-            if type(code_id) is not int:
+            if not _is_number(code_id):
                 raise ValueError(f"event {seq + index}: code id {code_id!r}")
             stack.append([seq + index, code_id])
             codes.add(code_id)
         elif kind == EXCEPTION:
             value = event[4]
-            if not (isinstance(value, list) and len(value) == 2):
+            if type(value) is not list or len(value) != 2:
                 raise ValueError(f"event {seq + index}: exception {value!r}")
             if stack:
                 stack[-1][2:] = [value[0]]
         elif stack:
             returned[thread_no] = (index, stack.pop()[1])
     threads = list(map(_thread, events))
-    single = threads.count(threads[0]) == count
+    if threads.count(threads[0]) == count:  # one thread: the usual case, and the cheapest
+        counts, first_index, last_index = {threads[0]: count}, {threads[0]: 0}, \
+            {threads[0]: count - 1}
+    else:  # linear in the events whatever the number of threads
+        counts = collections.Counter(threads)
+        last_index = dict(zip(threads, range(count)))  # later indexes overwrite earlier ones
+        first_index = dict(zip(reversed(threads), range(count - 1, -1, -1)))
+    if not all(map(_is_number, counts)):
+        raise ValueError("malformed thread numbers")
     stats = {}
-    for thread_no in ((threads[0],) if single else dict.fromkeys(threads)):
-        first = threads.index(thread_no)
-        last = count - 1 - threads[::-1].index(thread_no) if not single else count - 1
+    for thread_no, first in first_index.items():
+        last = last_index[thread_no]
         last_return = returned.get(thread_no)
         if last_return is not None and last_return[0] == last:
             code_id = last_return[1]
         else:
             stack = stacks.get(thread_no)
             code_id = stack[-1][1] if stack else 0  # 0: a frame whose call was not stored
-        stats[thread_no] = [count if single else threads.count(thread_no), seq + first,
-                            seq + last, events[first][2], events[last][2], code_id]
+        first_ns, last_ns = events[first][2], events[last][2]
+        if not (_is_number(first_ns) and _is_number(last_ns)):
+            raise ValueError("malformed event times")
+        stats[thread_no] = [counts[thread_no], seq + first, seq + last, first_ns, last_ns,
+                            code_id]
     return codes, stats
 
 
 _KINDS = {CALL, LINE, RETURN, EXCEPTION}
-_INT = {int}
-_LINE_TYPES = {int, type(None)}
+_BIGGEST = 2**63 - 1  # what an SQLite integer holds
 
 
 def _check(events):
-    """Raise ValueError unless *events* look like event tuples (C-level passes, no loop here)."""
+    """Raise ValueError unless *events* can be walked and stored (two C-level passes).
+
+    Only what the writer relies on is checked here (and, in :func:`walk`,
+    thread numbers, times, call code ids and exceptions); readers guard
+    against the rest themselves (:func:`smiley_like.events.rebuild`).
+    """
     if not (isinstance(events, list) and min(map(len, events)) >= 5
-            and set(map(_kind, events)) <= _KINDS
-            and set(map(type, map(_thread, events))) <= _INT
-            and set(map(type, map(_time, events))) <= _INT
-            and set(map(type, map(_line, events))) <= _LINE_TYPES):
+            and set(map(_kind, events)) <= _KINDS):
         raise ValueError("malformed events")
+
+
+def _is_number(value):
+    return type(value) is int and -_BIGGEST <= value <= _BIGGEST
 
 
 class StoreWriter:
