@@ -8,7 +8,6 @@ writer that ``smiley-like run`` starts in local mode.
 """
 
 import argparse
-import contextlib
 import dataclasses
 import logging
 import os
@@ -35,7 +34,7 @@ class Batch:
     packed: bytes
     # Filled in by the store writer for the sinks after it:
     stacks: dict | None = None  # each thread's open frames at the batch's start
-    where: dict | None = None  # thread_no -> (code_id, line_no) of its last event here
+    where: dict | None = None  # thread_no -> (code_id, line_no, open frames) at its last event
 
 
 class Monitor:
@@ -63,14 +62,15 @@ class Monitor:
             return message
         except WireError as error:
             self._reject(frames, str(error))
-        except (TypeError, IndexError, KeyError, ValueError) as error:
+        except (TypeError, IndexError, KeyError, ValueError, ArithmeticError,
+                AttributeError) as error:
             self._reject(frames, f"malformed batch: {type(error).__name__}: {error}")
         return None
 
     def _reject(self, frames, reason):
         self.rejected += 1
         sender = _sender_of(frames)
-        if sender not in self._rejected_from:
+        if sender not in self._rejected_from and len(self._rejected_from) < 1000:
             self._rejected_from.add(sender)
             LOG.warning("ignoring a message that is not ours (from %s): %s", sender, reason)
 
@@ -110,19 +110,25 @@ def watch(listener, store, printer, *, stderr=sys.stderr, retry_after=0.5, drain
         while not stopping:
             frames = listener.receive(200)
             if frames is not None:
-                store(frames)
+                monitor.handle(frames)
         # What is queued here already was received: store it, for a bounded time.
         deadline = time.monotonic() + drain_time
-        with contextlib.suppress(StoreBusy):  # still locked: those are lost, and counted
-            while time.monotonic() < deadline and (frames := listener.receive(0)) is not None:
-                monitor.handle(frames)
-        listener.close()  # stop taking messages; what is stored stays stored
-        printer.interrupted(writer.interrupt("the monitor stopped while the run was being "
-                                             "recorded"))
+        while time.monotonic() < deadline and (frames := listener.receive(0)) is not None:
+            monitor.handle(frames)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        printer.close()
+        listener.close()  # stop taking messages; what is stored stays stored
+        writer.give_up_when_busy()
+        try:
+            printer.interrupted(writer.interrupt("the monitor stopped while the run was "
+                                                 "being recorded"))
+        finally:
+            writer.close()
+            printer.close()
+    if writer.unstored:
+        stderr.write(f"smiley-like: {writer.unstored} events could not be stored (see the "
+                     "messages above)\n")
     if monitor.rejected:
         stderr.write(f"smiley-like: ignored {monitor.rejected} messages that were not "
                      "smiley-like batches\n")

@@ -236,20 +236,37 @@ def test_a_monitor_killed_and_restarted_mid_run(smiley, monitor):
 
 
 def test_garbage_on_the_socket_is_counted_and_logged_once_per_sender(smiley, monitor):
-    watcher = monitor("--quiet").start()
+    watcher = monitor().start()  # printing every event: the printer must survive it all
     context = zmq.Context()
     push = context.socket(zmq.PUSH)
     push.connect(watcher.endpoint)
-    header = {"kind": "events", "run": "f" * 32, "pid": 1, "batch": 1, "seq": 0, "count": 1}
+    hostile = "f" * 32
+
+    def events(seq, *items, defs=()):
+        header = {"kind": "events", "run": hostile, "pid": 1, "batch": 1, "seq": seq,
+                  "count": len(items)}
+        return [codec.MAGIC, codec.pack(header), codec.pack(list(defs)),
+                codec.pack(list(items))]
+
     garbage = [
         [b"hello"],
         [b"GET / HTTP/1.1\r\n\r\n"],
         [b"smiley-like/99", b"\x80"],
-        [codec.MAGIC, codec.pack(header), b"\xc1", b"\xc1"],  # unreadable payload
-        [codec.MAGIC, codec.pack(header), codec.pack([]), codec.pack([[0]])],  # short event
+        events(0, [0]),  # a call with nothing in it
+        events(2**63, [LINE, 0, 1, 2, None]),  # a sequence number no database holds
+        events(0, [LINE, 0, [1], 2, None]),  # a time that is a list
+        events(0, [LINE, 0, 11]),  # a line event cut short
+        events(0, [LINE, 0, 1, 2, None], defs=[["file", 1, "/x.py", None, 5]]),
+        events(0, [CALL, 0, 1, 2, {}, "f"]),  # a code id that is text
+        codec.encode_start(hostile, 1, {"argv": ["x"], "started_at": [1, 2]}),
+        codec.encode_end(hostile, 1, 3, {"status": "finished", "sent": 2**64 - 1}),
     ]
     for frames in garbage:
         push.send_multipart(frames)
+    # Well-formed enough to store, odd enough that readers must cope: a line whose
+    # changes are text, a thread without a name.
+    push.send_multipart(events(0, [LINE, 0, 1, 2, "not a map"], [LINE, 0, 2, 3, None],
+                               defs=[["thread", 0, None, None, None]]))
     push.close(linger=5000)
     context.term()
     smiley.script(PROGRAM)
@@ -259,9 +276,12 @@ def test_garbage_on_the_socket_is_counted_and_logged_once_per_sender(smiley, mon
     assert watcher.stop() == 0
     err = watcher.err
     assert err.count("ignoring a message that is not ours (from an unknown sender)") == 1
-    assert err.count(f"ignoring a message that is not ours (from run {'f' * 32} pid 1)") == 1
-    assert "ignored 5 messages that were not smiley-like batches" in err
-    assert "Traceback" not in err
+    assert err.count(f"ignoring a message that is not ours (from run {hostile} pid 1)") == 1
+    assert f"ignored {len(garbage)} messages that were not smiley-like batches" in err
+    assert "Traceback" not in err and "Traceback" not in watcher.out
+    assert f"[{run.id[:8]}] ended    exit 3" in watcher.out  # the printer lived on
+    odd = smiley("replay", hostile, check=0).stdout.splitlines()
+    assert len(odd) == 2 and odd[0].split()[:2] == ["0", "?:0"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])

@@ -38,9 +38,9 @@ class _Run:
         self.codes = {}  # code_id -> Code
         self.events = 0  # events received
         self.skipped = 0  # events received and not shown
-        self.where = None  # (code_id, line_no) of the last event received
+        self.where = None  # (code_id, line_no, open frames) of the last event received
         self.threads = {}  # thread_no -> name
-        self.places = {}  # thread_no -> (code_id, line_no) of its last event
+        self.places = {}  # thread_no -> (code_id, line_no, open frames) at its last event
         self.seen = {}  # thread_no -> time.monotonic() its last events arrived
         self.rate = 0.0
         self.counted = (time.monotonic(), 0)  # when and how many, at the last rate update
@@ -67,7 +67,7 @@ class _Run:
         where = where or self.where
         if where is None:
             return ""
-        code_id, line_no = where
+        code_id, line_no = where[:2]
         code = self.codes.get(code_id) or unknown_code(code_id)
         path = code.path
         cwd = self.info.get("cwd")
@@ -99,6 +99,8 @@ class LivePrinter:
         self._shown_lines = 0  # status lines on screen (summary on a terminal)
         self._last_run = None  # run whose events were printed last
         self._allowance = (time.monotonic(), MAX_EVENTS_PER_SECOND)
+        self._gone = False  # the output is gone: nothing is queued any more
+        self.failures = 0
         self._thread = threading.Thread(target=self._work, name="smiley-like-printer",
                                         daemon=True)
         self._thread.start()
@@ -117,6 +119,8 @@ class LivePrinter:
     def batch(self, batch):
         message = batch.message
         with self._lock:
+            if self._gone:
+                return
             run = self._runs.get(message.run_id)
             if run is None:  # a run that started before we did
                 run = self._runs[message.run_id] = _Run(message.run_id, message.pid)
@@ -143,8 +147,9 @@ class LivePrinter:
     def end(self, message, info):
         with self._lock:
             run = self._runs.pop(message.run_id, None) or _Run(message.run_id, message.pid)
-            self._queue.append(("end", run, info))
-            self._wake.notify()
+            if not self._gone:
+                self._queue.append(("end", run, info))
+                self._wake.notify()
 
     def interrupted(self, run_ids):
         """The monitor is stopping with these runs still open."""
@@ -165,6 +170,8 @@ class LivePrinter:
 
     def _say(self, text):
         """Queue one line (the lock is held)."""
+        if self._gone:
+            return
         self._queue.append(("line", None, text))
         self._wake.notify()
 
@@ -186,7 +193,10 @@ class LivePrinter:
                     status = self._status_lines()
             try:
                 self._print(items, status, closing)
-            except (OSError, ValueError):  # the terminal is gone: keep storing, stop showing
+            except OSError:  # the terminal is gone: keep storing, stop showing
+                with self._lock:
+                    self._gone = True
+                    self._queue.clear()
                 return
             if closing:
                 return
@@ -197,22 +207,34 @@ class LivePrinter:
             out.write(_UP_AND_CLEAR.format(self._shown_lines))
             self._shown_lines = 0
         for kind, run, item in items:
-            if kind == "line":
-                out.write(item + "\n")
-            elif kind == "defs":
-                run.define(item)
-            elif kind == "end":
-                not_shown = f" ({run.skipped} not shown)" if run.skipped else ""
-                out.write(f"[{run.label}] ended    {_ending(item)}, {_counts(item)}"
-                          f"{not_shown}\n")
-            else:
-                self._print_batch(run, item, skip=closing)
+            try:
+                self._print_item(kind, run, item, closing)
+            except OSError:
+                raise
+            except Exception as error:  # something we cannot show: say so once, go on
+                self.failures += 1
+                if self.failures == 1:
+                    out.write(f"smiley-like: could not show an event ({type(error).__name__}: "
+                              f"{error}); it is stored\n")
         if status is not None and not closing:
             for line in status:
                 out.write(line + "\n")
             if self.tty:
                 self._shown_lines = len(status)
         out.flush()
+
+    def _print_item(self, kind, run, item, closing):
+        out = self.out
+        if kind == "line":
+            out.write(item + "\n")
+        elif kind == "defs":
+            run.define(item)
+        elif kind == "end":
+            not_shown = f" ({run.skipped} not shown)" if run.skipped else ""
+            out.write(f"[{run.label}] ended    {_ending(item)}, {_counts(item)}"
+                      f"{not_shown}\n")
+        else:
+            self._print_batch(run, item, skip=closing)
 
     def _print_batch(self, run, batch, skip):
         with self._lock:
@@ -273,10 +295,15 @@ class LivePrinter:
                          f"{run.rate:>12,.0f}/s  {run.location()}")
             for thread_no, place in sorted(run.places.items()):
                 silent = now - run.seen[thread_no]
-                state = f"stalled {silent:.0f} s" if silent >= self.stall_after else "busy"
-                name = run.threads.get(thread_no, "?")
+                if not place[2]:  # no frame open: its recorded code returned
+                    state = "ended, last"
+                elif silent >= self.stall_after:
+                    state = f"stalled {silent:.0f} s"
+                else:
+                    state = "busy"
+                name = str(run.threads.get(thread_no, "?"))
                 lines.append(f"    thread {thread_no} {name[:20]:<20} {state} at "
-                             f"{run.location(place)}")
+                             f"{run.location(place[:2])}")
         return lines
 
 

@@ -22,10 +22,11 @@ import threading
 import time
 import zlib
 
+import sqlalchemy
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from smiley_like.errors import SmileyError, StoreBusy, StoreError
+from smiley_like.errors import StoreBusy, StoreError
 from smiley_like.events import CALL, EXCEPTION, LINE, RETURN
 from smiley_like.store import schema
 from smiley_like.wire import codec
@@ -143,6 +144,40 @@ def _is_number(value):
     return type(value) is int and -_BIGGEST <= value <= _BIGGEST
 
 
+def _check_fields(info, numbers=(), integers=(), lists=(), maps=()):
+    """Raise ValueError if a start or end map has a field of the wrong type (nil is fine)."""
+    for name in numbers:
+        value = info.get(name)
+        if value is not None and not (type(value) is float or _is_number(value)):
+            raise ValueError(f"{name} is not a number")
+    for name in integers:
+        if info.get(name) is not None and not _is_number(info[name]):
+            raise ValueError(f"{name} is not an integer")
+    for name, kind in [(name, list) for name in lists] + [(name, dict) for name in maps]:
+        if info.get(name) is not None and type(info[name]) is not kind:
+            raise ValueError(f"{name} is not a {kind.__name__}")
+
+
+_TEXT = (str, type(None))
+_INTEGER = (int, type(None))
+# Each kind of definition: its fields' types after the kind.
+_DEF_FIELDS = {
+    "file": ((int,), (str,), _TEXT, _TEXT),
+    "code": ((int,), (int,), (str,), (int,)),
+    "thread": ((int,), _INTEGER, _INTEGER, _TEXT),
+}
+
+
+def _check_defs(defs):
+    """Raise ValueError unless every definition has the fields its kind needs."""
+    for item in defs:
+        fields = _DEF_FIELDS.get(item[0]) if isinstance(item, list) and item else None
+        if fields is None or len(item) != len(fields) + 1 or not all(
+                type(value) in types and (type(value) is not int or _is_number(value))
+                for value, types in zip(item[1:], fields)):
+            raise ValueError(f"malformed definition {str(item)[:60]}")
+
+
 class StoreWriter:
     """A sink that writes runs, definitions and event chunks to a Store.
 
@@ -166,7 +201,8 @@ class StoreWriter:
         self.runs = {}  # run_id -> _RunState of the runs open here
         self.retry_after = retry_after
         self.error = None  # the StoreError that stopped the store thread
-        self.unstored = 0  # events given up on at close, the database being locked
+        self.unstored = 0  # events not stored: locked database at close, refused records
+        self.refused = 0  # messages the database would not take
         self._jobs = queue.Queue(queue_size)
         self._closing = False
         self._said_busy = False
@@ -208,11 +244,26 @@ class StoreWriter:
                     LOG.warning("%s; holding the batch back and retrying (senders wait "
                                 "meanwhile)", error)
                 time.sleep(self.retry_after)
-            except SmileyError as error:
-                self.error = error
-            except Exception as error:  # a bug: stop storing, say so once, never hang
-                self.error = StoreError(f"internal error while storing: "
-                                        f"{type(error).__name__}: {error}")
+            except StoreError as error:
+                if isinstance(error.__cause__, sqlalchemy.exc.OperationalError):
+                    self.error = error  # the database itself: disk full, read-only, corrupt
+                else:
+                    self._refused(error, events)
+                return
+            except Exception as error:  # a record the database would not take
+                self._refused(error, events)
+                return
+
+    def _refused(self, error, events):
+        self.unstored += events
+        self.refused += 1
+        if self.refused == 1:
+            LOG.warning("a message could not be stored and was skipped (%s: %s)",
+                        type(error).__name__, error)
+
+    def give_up_when_busy(self):
+        """From now on, a batch the locked database refuses once is counted, not retried."""
+        self._closing = True
 
     def flush(self):
         """Wait until everything queued is committed; raise what stopped the store thread."""
@@ -243,15 +294,17 @@ class StoreWriter:
 
     def start(self, message, info):
         run_id = message.run_id
+        _check_fields(info, numbers=("started_at",), integers=("clock_ns",),
+                      lists=("argv",), maps=("options",))
         values = {
-            "command": json.dumps([clean(arg) for arg in info.get("argv", [])]),
+            "command": json.dumps([clean(arg) for arg in info.get("argv") or []]),
             "cwd": clean(info.get("cwd")),
             "started_at": info.get("started_at"),
             "clock_ns": info.get("clock_ns"),
             "python": clean(info.get("python")),
             "hostname": clean(info.get("hostname")),
             "pid": message.pid,
-            "options": json.dumps(info.get("options", {})),
+            "options": json.dumps(info.get("options") or {}, default=repr),
         }
         self._state(run_id)
 
@@ -266,6 +319,7 @@ class StoreWriter:
         message, defs, events, packed = batch.message, batch.defs, batch.events, batch.packed
         run_id = message.run_id
         seq = message.header["seq"]
+        _check_defs(defs)
         state = self._state(run_id)
         if seq < state.next_seq:
             LOG.warning("run %s: ignoring a batch from sequence number %d, which is "
@@ -277,7 +331,7 @@ class StoreWriter:
         if seq > state.next_seq:
             LOG.warning("run %s: events %d..%d never arrived", run_id, state.next_seq, seq - 1)
             state.missing += seq - state.next_seq
-        where = {thread_no: (entry[5], events[entry[2] - seq][3])
+        where = {thread_no: (entry[5], events[entry[2] - seq][3], len(stacks.get(thread_no, ())))
                  for thread_no, entry in stats.items()}
         threads = {}
         for thread_no, (count, first_seq, last_seq, first_ns, last_ns, _) in stats.items():
@@ -318,9 +372,11 @@ class StoreWriter:
     def end(self, message, info):
         """The run is over: how it ended, and the final count of events that never arrived."""
         run_id = message.run_id
+        _check_fields(info, numbers=("ended_at",), integers=("exit_code", "sent", "lost"),
+                      lists=("notes",))
         state = self._state(run_id)
-        lost = int(info.get("lost", 0) or 0)  # given up on by the sender
-        if isinstance(info.get("sent"), int):
+        lost = info.get("lost") or 0  # given up on by the sender
+        if info.get("sent") is not None:
             lost += max(0, info["sent"] - state.event_count)  # sent, never arrived
         lost = max(lost, state.missing)
         info["stored"], info["missing"] = state.event_count, lost
@@ -332,7 +388,7 @@ class StoreWriter:
             "traceback": clean(info.get("traceback")),
             "ended_at": info.get("ended_at") or time.time(),
             "lost_events": lost,
-            "notes": json.dumps([clean(note) for note in info.get("notes", [])]),
+            "notes": json.dumps([clean(note) for note in info.get("notes") or []]),
         }
 
         def store_end(conn):

@@ -99,17 +99,22 @@ def decode(frames):
     if kind not in KINDS:
         raise WireError(f"unknown message kind {kind!r}")
     run_id, pid, batch = header.get("run"), header.get("pid"), header.get("batch")
-    if not (isinstance(run_id, str) and run_id and isinstance(pid, int)
-            and isinstance(batch, int)):
+    if not (isinstance(run_id, str) and run_id and len(run_id) <= 64
+            and _counter(pid) and _counter(batch)):
         raise WireError("header lacks run, pid or batch")
     payload = [bytes(frame) for frame in frames[2:]]
     if len(payload) != KINDS[kind]:
         raise WireError(f"{kind} message has {len(payload)} payload frames, "
                         f"expected {KINDS[kind]}")
-    if kind == "events" and not (isinstance(header.get("seq"), int)
-                                 and isinstance(header.get("count"), int)):
+    if kind == "events" and not (_counter(header.get("seq"))
+                                 and _counter(header.get("count"))):
         raise WireError("events header lacks seq or count")
     return Message(kind, run_id, pid, batch, header, payload)
+
+
+def _counter(value):
+    """A non-negative integer that a database integer can hold."""
+    return type(value) is int and 0 <= value < 2**62
 
 
 def _decode_payload(data, expected, name):

@@ -7,6 +7,9 @@ import zmq
 from smiley_like.errors import WireError
 
 DEFAULT_HWM = 64
+#: Largest message taken: far above a real batch (65,536 events of bounded
+#: text), so a stray sender cannot make the monitor allocate without limit.
+MAX_MESSAGE = 512 * 1024 * 1024
 
 
 class Listener:
@@ -17,6 +20,7 @@ class Listener:
         self.socket = self.context.socket(zmq.PULL)
         # Options before bind: they do not apply to connections made earlier.
         self.socket.setsockopt(zmq.RCVHWM, hwm)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
         self.socket.setsockopt(zmq.LINGER, 0)
         try:
             self.socket.bind(endpoint)
