@@ -188,6 +188,23 @@ def test_a_monitor_started_after_the_run_gets_all_of_it(smiley, monitor):
     assert run.command == '["prog.py"]'  # the start of the run waited for the monitor too
 
 
+def test_a_late_monitor_gets_a_slow_run_whole_however_short_the_flush_timeout(smiley, monitor):
+    # The run makes far fewer events than the sender holds: it never has to give up any,
+    # however long the monitor takes to come.
+    smiley.script(TICKING.format(n=40, pause=0.1))
+    smiley("run", "prog.py", check=0)
+    expected = smiley.last_run().event_count
+    watcher = monitor()
+    process = popen_remote(smiley, watcher.endpoint, "prog.py", flush_timeout=1)
+    assert process.stdout.readline() == "ticking\n"
+    time.sleep(2.5)
+    watcher.start()
+    out, err = process.communicate(timeout=120)
+    assert (process.returncode, out, err) == (0, "done\n", "")
+    run = wait_for_run(smiley)
+    assert (run.event_count, run.lost_events) == (expected, 0)
+
+
 def test_no_monitor_the_program_runs_as_usual_and_says_so_once(smiley):
     smiley.script(TICKING.format(n=30000, pause=0))
     plain = python(smiley.directory, "prog.py")
@@ -231,8 +248,10 @@ def test_a_monitor_killed_and_restarted_mid_run(smiley, monitor):
         assert "never arrived" in second.err
     else:
         assert "incomplete" not in listed
-    assert f"[{run.id[:8]}] joined" in second.out
+    # The sender repeated the start of the run and every definition to the new monitor.
+    assert f"[{run.id[:8]}] started  prog.py" in second.out
     assert second.stop() == 0
+    assert "<unknown code" not in smiley("replay", run.id, check=0).stdout
 
 
 def test_garbage_on_the_socket_is_counted_and_logged_once_per_sender(smiley, monitor):

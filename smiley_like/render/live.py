@@ -112,9 +112,9 @@ class LivePrinter:
             run = self._runs.get(message.run_id)
             if run is None:
                 run = self._runs[message.run_id] = _Run(message.run_id, message.pid, info)
-            else:
+                self._say(f"[{run.label}] started  {run.command}  (pid {message.pid})")
+            else:  # joined earlier, or the sender repeats it after a reconnection
                 run.info = info
-            self._say(f"[{run.label}] started  {run.command}  (pid {message.pid})")
 
     def batch(self, batch):
         message = batch.message

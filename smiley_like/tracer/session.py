@@ -162,7 +162,8 @@ class Recording:
             self._say(f"{lost} events were not recorded in {where}")
         if self.publisher.cut_short:
             self._say(f"the monitor at {self.remote} was still taking the last events when "
-                      "the flush timeout ran out; some may be missing")
+                      f"the flush timeout ran out: up to {self.publisher.cut_short} of them "
+                      "may be missing")
         self._cleanup()
 
     def _end_info(self, abrupt_status):

@@ -4,18 +4,22 @@ Tracing threads only append tuples to :attr:`Publisher.buffer` (and definitions
 to :attr:`Publisher.defs`); list appends are atomic under the GIL, so the hot
 path takes no lock.  The sender thread wakes every ``interval`` seconds (or
 when a tracing thread finds the buffer full), slices off what is there and
-sends it as one message.
+puts it in its outbox as one batch, then sends what the socket will take.
 
-Nothing is dropped while a receiver is connected: at the high-water mark the
-send blocks, the buffer fills, and the tracing threads wait for room
-(back-pressure).  The socket is ``ZMQ_IMMEDIATE``: messages are queued only
-for a live connection, so what waits for an absent receiver is ours to count.
-With no receiver for longer than ``patience`` seconds (remote mode), events
-are given up on and counted in :attr:`lost` until one connects, so the
-program runs on; definitions and the start of the run are kept and sent
-first.  At the end the wait is bounded by ``flush_timeout``.
+The socket is ``ZMQ_IMMEDIATE``: messages are queued only for a live
+connection, so whatever waits for an absent receiver waits in the outbox,
+where it is ours to count.  The outbox holds up to ``max_buffered`` events;
+past that the sender waits for the socket, and so, once their buffer is full
+too, do the tracing threads (back-pressure).  While a receiver is connected
+that wait has no limit: nothing is dropped.  With no receiver for
+``patience`` seconds (remote mode), batches are given up on and counted in
+:attr:`lost` until one connects, so the program runs on; the start of the run
+and every definition are kept, and a receiver that connects later (a monitor
+started late, or restarted) is sent them first.  At the end the wait is
+bounded by ``flush_timeout``.
 """
 
+import collections
 import logging
 import os
 import threading
@@ -47,7 +51,7 @@ class Publisher:
         self.patience = patience  # seconds to wait for an absent receiver; None: forever
         self.connected = False
         self.ever_connected = False
-        self.cut_short = False  # the receiver was still taking messages at the flush timeout
+        self.cut_short = 0  # events possibly discarded when the flush timeout ran out
         self._peer_alive = peer_alive or (lambda: True)
         self._on_tick = on_tick
         self._wait_for_receiver = wait_for_receiver
@@ -55,8 +59,13 @@ class Publisher:
         self._seq = 0
         self._wake = threading.Event()
         self._room = threading.Event()
-        self._start = None  # the start message, until it is sent
-        self._defs_waiting = []  # definitions of events given up on: sent with the next batch
+        self._start = None  # the start message, sent first to every receiver
+        self._introduced = False  # the receiver connected now has had the start and defs
+        self._outbox = collections.deque()  # (seq, events) not sent yet, oldest first
+        self._outbox_events = 0
+        self._defs_waiting = []  # definitions not sent yet
+        self._all_defs = []  # every definition, for a receiver that connects later
+        self._recent = collections.deque(maxlen=2 * hwm)  # event counts of the last messages
         self._dropping = False
         self._events_socket = None
         self._end = None
@@ -114,6 +123,8 @@ class Publisher:
         socket.setsockopt(zmq.SNDHWM, self.hwm)
         socket.setsockopt(zmq.LINGER, 0)
         socket.setsockopt(zmq.IMMEDIATE, 1)  # queue only for a live connection
+        socket.setsockopt(zmq.HEARTBEAT_IVL, 1000)  # notice a receiver that vanished unseen
+        socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5000)
         self._socket = socket
         linger = 0
         try:
@@ -123,26 +134,23 @@ class Publisher:
             while self._end is None:
                 self._wake.wait(self.interval)
                 self._wake.clear()
-                if self._on_tick is not None:
-                    self._on_tick()
+                self._tick()
                 self._flush()
-            self._flush()
+            self._flush(final=True)
             self.lost += len(self.buffer)
             end = dict(self._end, sent=self.sent, lost=self.lost)
-            if self._send_start() and self._writable():
+            if self._introduce() and self._writable():
                 socket.send_multipart(codec.encode_end(self.run_id, self.pid,
                                                        self._next_batch(), end), copy=True)
+                self._recent.append(0)
             if self._wait_for_receiver is not None:
                 # The receiver says when it has everything (a private writer exits).
                 self._wait_for_receiver()
-                linger = 0
-            else:
-                linger = 0 if self._deadline is None else \
-                    max(0, int((self._deadline - time.monotonic()) * 1000))
+            elif self._deadline is not None:
+                linger = max(0, int((self._deadline - time.monotonic()) * 1000))
         except Exception as exc:  # never let our failure reach the program
             self.error = exc
-            self.lost += len(self.buffer)
-            linger = 0
+            self.lost += len(self.buffer) + self._outbox_events
         finally:
             self._room.set()
             if self._events_socket is not None:
@@ -151,48 +159,95 @@ class Publisher:
             socket.close(linger=linger)
             started = time.monotonic()
             context.term()  # returns when queued messages are gone, or at the linger time
-            if linger and time.monotonic() - started >= linger / 1000 * 0.9:
-                self.cut_short = True  # some may have been discarded when time ran out
+            if self._deadline is not None and self.connected and \
+                    time.monotonic() - started >= linger / 1000 * 0.9:
+                # Time ran out with messages possibly still queued for the receiver.
+                self.cut_short = sum(self._recent)
+
+    def _tick(self):
+        if self._on_tick is not None:
+            self._on_tick()
 
     def _next_batch(self):
         self._batch += 1
         return self._batch
 
-    def _flush(self):
-        # Events first, then definitions: every definition an event refers to
-        # was appended before that event, so it is in this slice or an earlier one.
+    def _flush(self, final=False):
+        """Move the buffer into the outbox as one batch; send what the socket takes."""
         count = len(self.buffer)
         n_defs = len(self.defs)
-        if not count and not n_defs:
-            if self._start is not None and self._socket.poll(0, zmq.POLLOUT):
-                self._send_start()  # a receiver came: tell it about the run now
-            return
+        # Events first, then definitions: every definition an event refers to
+        # was appended before that event, so it is in this slice or an earlier one.
         events = self.buffer[:count]
         del self.buffer[:count]
-        self._defs_waiting.extend(self.defs[:n_defs])
+        defs = self.defs[:n_defs]
         del self.defs[:n_defs]
         self._room.set()
-        seq = self._seq
-        self._seq += count  # given up on or not: the receiver sees the gap
-        if not (self._send_start() and self._writable()):
-            self.lost += count
-            return
-        frames = codec.encode_events(self.run_id, self.pid, self._next_batch(), seq,
-                                     self._defs_waiting, events)
-        self._defs_waiting = []
-        # copy=True: zero-copy sends use pyzmq's gc thread, which stops at interpreter exit.
-        self._socket.send_multipart(frames, copy=True)
-        self.sent += count
+        self._defs_waiting += defs
+        self._all_defs += defs
+        if count:
+            self._outbox.append((self._seq, events))
+            self._outbox_events += count
+            self._seq += count  # sent or given up on: the receiver sees any gap
+        self._deliver(final)
 
-    def _send_start(self):
-        """Send the start of the run if it has not gone yet; False if we gave up waiting."""
-        if self._start is None:
+    def _deliver(self, final):
+        """Send from the outbox, oldest first, as long as the socket takes it at once.
+
+        When the outbox holds more than ``max_buffered`` events (or at the
+        end), wait for the socket as :meth:`_writable` says; if it gives up,
+        the newest batches are given up on until the outbox fits.
+        """
+        self._watch_connection()
+        while self._outbox or self._defs_waiting or not self._introduced:
+            pressed = final or self._outbox_events > self.max_buffered
+            if not self._ready(wait=pressed):
+                if not (pressed and self._outbox):
+                    return
+                seq, events = self._outbox.pop()  # given up on: the newest batch
+                self._outbox_events -= len(events)
+                self.lost += len(events)
+                continue
+            if not self._introduce():
+                return
+            seq, events = self._outbox.popleft() if self._outbox else (self._seq, [])
+            self._outbox_events -= len(events)
+            self._send_events(seq, events)
+
+    def _ready(self, wait):
+        """True if the socket takes a message now; with *wait*, by :meth:`_writable`'s rules."""
+        if wait:
+            return self._writable()
+        if self._socket.poll(0, zmq.POLLOUT):
+            self._mark_connected()
+            return True
+        return False
+
+    def _introduce(self):
+        """Send the start of the run (and, next, every definition) to a new receiver."""
+        if self._introduced:
             return True
         if not self._writable():
             return False
         self._socket.send_multipart(self._start, copy=True)
-        self._start = None
+        self._recent.append(0)
+        self._defs_waiting = list(self._all_defs)
+        self._introduced = True
         return True
+
+    def _send_events(self, seq, events):
+        count = len(events)
+        try:
+            frames = codec.encode_events(self.run_id, self.pid, self._next_batch(), seq,
+                                         self._defs_waiting, events)
+            # copy=True: zero-copy sends use pyzmq's gc thread, which stops at exit.
+            self._socket.send_multipart(frames, copy=True)
+        except Exception:
+            self.lost += count
+            raise
+        self._defs_waiting = []
+        self.sent += count
+        self._recent.append(count)
 
     def _writable(self):
         """Wait until the socket takes a message; False when we give up on it.
@@ -209,11 +264,9 @@ class Publisher:
             self._watch_connection()
             dropping = self._dropping and not self.connected
             if socket.poll(0 if dropping else 100, zmq.POLLOUT):
-                # Room on an IMMEDIATE socket means a live connection, whether or
-                # not the socket monitor's report of it has come in yet.
-                self.connected = self.ever_connected = True
-                self._dropping = False
+                self._mark_connected()
                 return True
+            self._tick()  # the repr watchdog keeps its time while we wait
             now = time.monotonic()
             if not self._peer_alive() or (self._deadline is not None and now > self._deadline):
                 return False
@@ -228,6 +281,12 @@ class Publisher:
                     self._dropping = True
                     return False
 
+    def _mark_connected(self):
+        # Room on an IMMEDIATE socket means a live connection, whether or not
+        # the socket monitor's report of it has come in yet.
+        self.connected = self.ever_connected = True
+        self._dropping = False
+
     def _watch_connection(self):
         events = self._events_socket
         while events.poll(0):
@@ -235,4 +294,6 @@ class Publisher:
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self.connected = self.ever_connected = True
             elif event == zmq.EVENT_DISCONNECTED:
-                self.connected = False
+                # The next receiver may be a new monitor: it gets the start and the
+                # definitions again (a receiver that has them ignores repeats).
+                self.connected = self._introduced = False
