@@ -50,18 +50,22 @@ _NOISE = re.compile(
 
 
 class Masker:
-    """Compares value texts, ignoring addresses, ids, timestamps and the runs' pids."""
+    """Compares value texts, ignoring addresses, ids, timestamps and the runs' own numbers.
 
-    def __init__(self, enabled=True, pids=()):
+    *numbers* are the runs' pids and thread idents: wherever they show up as
+    a whole number in a value, they count as the same.
+    """
+
+    def __init__(self, enabled=True, numbers=()):
         self.enabled = enabled
-        pids = sorted({str(pid) for pid in pids if pid})
-        self._pids = re.compile(r"\b(?:" + "|".join(pids) + r")\b") if pids else None
+        numbers = sorted({str(number) for number in numbers if number})
+        self._numbers = re.compile(r"\b(?:" + "|".join(numbers) + r")\b") if numbers else None
 
     def mask(self, text):
         if not self.enabled or not isinstance(text, str):
             return text
         text = _NOISE.sub(lambda m: f"<{m.lastgroup}>", text)
-        return self._pids.sub("<pid>", text) if self._pids else text
+        return self._numbers.sub("<pid>", text) if self._numbers else text
 
     def same(self, a, b):
         return a == b or (self.enabled and self.mask(a) == self.mask(b))
@@ -74,7 +78,7 @@ class Run:
     events: typing.Iterable[Event]
     source: typing.Callable[[Code, int], str]  # stripped text of a line, "" if unknown
     ended: str = ""
-    pid: int | None = None
+    noise: tuple[int, ...] = ()  # numbers that name its process: pid, thread idents
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +102,7 @@ class Place:
     step_count: int = 0       # steps only in this run (the first SHOWN are in steps,
     event_count: int = 0      # with their events); events only in this run
     value: str | None = None  # the return value or exception message that differs
+    after: Frame | None = None  # where its frame was before the step that differs
 
     @property
     def source(self):
@@ -237,12 +242,13 @@ class _Reader:
         """
         stack = [Frame(code.name, code.path, line, self.source(code, line))
                  for code, line, _ in self.frames]
+        after = stack[-1] if stack else None
         if moved and event is not None and event.kind != CALL and stack \
                 and event.depth == len(stack) - 1:
             code, line = event.code, event.line_no
             stack[-1] = Frame(code.name, code.path, line, self.source(code, line))
         return Place(event.seq if event is not None else None, stack, list(self.recent),
-                     value=value)
+                     value=value, after=after)
 
 
 class Comparison:
@@ -251,7 +257,7 @@ class Comparison:
     def __init__(self, a, b, *, mask=True, ignore=(), window=WINDOW, context=3):
         self._a, self._b = _Reader(a, context), _Reader(b, context)
         self._ended = (a.ended, b.ended)
-        self.masker = Masker(mask, (a.pid, b.pid))
+        self.masker = Masker(mask, a.noise + b.noise)
         self.ignore = frozenset(ignore)
         self.window = max(window, 2)
         self._returns = {}  # function: [times differing, example in a, example in b]

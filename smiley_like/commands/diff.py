@@ -105,7 +105,8 @@ class Diff(ErrorsAsOneLine, Command):
         description = {"id": run.id, "command": " ".join(argv), "program": argv[0] if argv
                        else "", "ended": ended(run), "events": run.event_count,
                        "threads": len(threads)}
-        return (diff.Run(events, renderer.code_source, ended(run), run.pid), description,
+        noise = (run.pid, *(t.ident for t in threads), *(t.native_id for t in threads))
+        return (diff.Run(events, renderer.code_source, ended(run), noise), description,
                 renderer, bool(code_ids))
 
     def _text(self, comparison, runs, renderers, every, color):

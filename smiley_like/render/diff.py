@@ -55,6 +55,9 @@ class TextReport:
         a, b = divergence.a, divergence.b
         if a.stack or b.stack:
             self._stacks(a.stack, b.stack)
+        if divergence.flow and a.after and b.after:
+            self._line(f"  after   a: {self._where(a.after, self.renderers[0])}")
+            self._line(f"          b: {self._where(b.after, self.renderers[1])}")
         if divergence.kind != diff.ENDING:
             for mark, place, renderer in zip("ab", (a, b), self.renderers):
                 shown = renderer.highlight(place.source) if self.color and place.source \
@@ -82,6 +85,11 @@ class TextReport:
                 for event in place.context:
                     self._line(renderer.format(event))
         self._line()
+
+    def _where(self, frame, renderer):
+        source = renderer.highlight(frame.source) if self.color and frame.source \
+            else frame.source
+        return f"{renderer.path(frame.path)}:{frame.line}  {source}"
 
     def _stacks(self, stack_a, stack_b):
         names = max(len(frame.function) for frame in stack_a + stack_b)
@@ -141,11 +149,16 @@ def event_dict(event, renderer):
             "changes": event.changes, "raised": event.raised}
 
 
+def _frame_dict(frame):
+    return {"function": frame.function, "path": frame.path, "line": frame.line,
+            "source": frame.source}
+
+
 def _place_dict(place, renderer):
     return {
         "seq": place.seq,
-        "stack": [{"function": frame.function, "path": frame.path, "line": frame.line,
-                   "source": frame.source} for frame in place.stack],
+        "stack": [_frame_dict(frame) for frame in place.stack],
+        "after": place.after and _frame_dict(place.after),
         "source": place.source,
         "value": place.value,
         "only": {"steps": place.step_count, "events": place.event_count,
