@@ -170,7 +170,12 @@ class _Reader:
         self._keys = {}
 
     def peek(self):
-        return self.at(0)
+        if self.buffer:
+            return self.buffer[0]
+        event = next(self._events, None)
+        if event is not None:
+            self.buffer.append(event)
+        return event
 
     def at(self, index):
         buffer = self.buffer
@@ -315,7 +320,7 @@ class Comparison:
         kind = ea.kind
         found = None
         if kind == LINE:
-            if ea.value or eb.value:
+            if ea.value != eb.value:  # equal changes leave equal values: the common case
                 differ = self._differing(a.locals(), ea.value or {}, b.locals(), eb.value or {})
                 if differ:  # what the frame's previous line did
                     found = Divergence(LOCALS, ea.code.name, a.place(ea, moved=False),
@@ -323,12 +328,13 @@ class Comparison:
         elif kind == RETURN:
             va = f"raised {ea.raised}" if ea.raised else ea.value
             vb = f"raised {eb.raised}" if eb.raised else eb.value
-            differ = self._differing(a.locals(), ea.changes or {}, b.locals(), eb.changes or {})
+            differ = ea.changes != eb.changes and self._differing(
+                a.locals(), ea.changes or {}, b.locals(), eb.changes or {})
             if not self.masker.same(va, vb):
                 entry = self._returns.setdefault(ea.code.name, [0, va, vb])
                 entry[0] += 1
                 found = Divergence(RETURN_VALUE, ea.code.name, a.place(ea, va), b.place(eb, vb),
-                                   differ)
+                                   differ or [])
             elif differ:
                 found = Divergence(LOCALS, ea.code.name, a.place(ea, moved=False),
                                    b.place(eb, moved=False), differ)
@@ -338,7 +344,7 @@ class Comparison:
                                    b.place(eb, eb.value[1]), [])
         a.take()
         b.take()
-        if kind == CALL:
+        if kind == CALL and ea.value != eb.value:
             differ = self._differing({}, ea.value or {}, {}, eb.value or {})
             if differ:
                 found = Divergence(ARGUMENTS, ea.code.name, a.place(ea), b.place(eb), differ)

@@ -96,9 +96,9 @@ class Diff(ErrorsAsOneLine, Command):
                 code_ids = set()
         renderer = ConsoleRenderer(self.app.stdout, queries.files(store, run_id), cwd=run.cwd,
                                    color=color)
-        events = (event for event in queries.events(store, run_id, thread_nos=thread_nos,
-                                                    code_map=code_map)
-                  if event.thread_no in thread_nos)
+        events = queries.events(store, run_id, thread_nos=thread_nos, code_map=code_map)
+        if len(threads) > 1:
+            events = (event for event in events if event.thread_no in thread_nos)
         if code_ids is not None:
             events = diff.within(events, code_ids)
         argv = command_line(run)
