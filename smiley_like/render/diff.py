@@ -71,9 +71,8 @@ class TextReport:
             self._locals(divergence.locals)
         for mark, place, renderer in zip("ab", (a, b), self.renderers):
             if place.step_count:
-                steps = "step" if place.step_count == 1 else "steps"
-                self._line(f"  only in {mark}: {place.step_count} {steps}, "
-                           f"{place.event_count} events")
+                self._line(f"  only in {mark}: {_count(place.step_count, 'step')}, "
+                           f"{_count(place.event_count, 'event')}")
                 for event, size in place.steps:
                     extra = self.paint(DIM, f"  ({size} events)") if size > 1 else ""
                     self._line(renderer.format(event) + extra)
@@ -136,6 +135,10 @@ class TextReport:
             for name, times, va, vb in summary.returns:
                 self._line(f"    {name}: {times}; a: {va}  b: {vb}")
         self._line(f"  ended: a {summary.ended[0]}; b {summary.ended[1]}")
+
+
+def _count(number, noun):
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _shown(value):
