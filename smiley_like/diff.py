@@ -147,12 +147,15 @@ def within(events, code_ids):
     """The events inside calls of *code_ids* and what they call, depths counted from there."""
     root = None
     for event in events:
+        if root is not None and (event.depth < root
+                                 or event.depth == root and event.kind == CALL):
+            root = None  # the call ended without a recorded return (events were lost)
         if root is None:
             if event.kind != CALL or event.code.code_id not in code_ids:
                 continue
             root = event.depth
         yield event._replace(depth=event.depth - root)
-        if event.depth <= root and (event.kind == RETURN or event.depth < root):
+        if event.kind == RETURN and event.depth == root:
             root = None
 
 

@@ -142,7 +142,9 @@ class Diff(ErrorsAsOneLine, Command):
         from smiley_like.render.diff import divergence_dict, summary_dict
 
         out = self.app.stdout
-        as_dict = lambda divergence: divergence and divergence_dict(divergence, renderers)  # noqa: E731
+        def as_dict(divergence):
+            return divergence and divergence_dict(divergence, renderers)
+
         if not every:
             headline, earlier = diff.first(comparison)
             json.dump({"a": runs[0], "b": runs[1], "equivalent": headline is None,

@@ -62,7 +62,7 @@ class TextReport:
             for mark, place, renderer in zip("ab", (a, b), self.renderers):
                 shown = renderer.highlight(place.source) if self.color and place.source \
                     else place.source
-                seq = f"seq {place.seq}" if place.seq is not None else "end of run"
+                seq = f"seq {place.seq}" if place.seq is not None else "no more steps here"
                 self._line(f"  {mark}  {shown}" + self.paint(DIM, f"   ({seq})"))
         if a.value is not None or b.value is not None:
             self._line(f"  value   a: {a.value}")
@@ -98,7 +98,14 @@ class TextReport:
                          for stack, renderer in zip((stack_a, stack_b), self.renderers)])
         width = max(len(row[0]) for row in rows)
         self._line(f"  stack   {'a'.ljust(width)}   b")
-        for text_a, text_b in rows:
+        repeats = 0  # of the row above (deep recursion shows as one row and a count)
+        for index, (text_a, text_b) in enumerate(rows):
+            if 0 < index < len(rows) - 1 and rows[index - 1] == [text_a, text_b]:
+                repeats += 1
+                continue
+            if repeats:
+                self._line(self.paint(DIM, f"          ... {repeats} more of the same"))
+                repeats = 0
             self._line(f"          {text_a.ljust(width)}   {text_b}".rstrip())
 
     @staticmethod
