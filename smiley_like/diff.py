@@ -163,7 +163,7 @@ class _Reader:
     """One run being compared: look-ahead buffer, call stack with locals, counts."""
 
     def __init__(self, run, context):
-        self._events = iter(run.events)
+        self.events = iter(run.events)
         self.source = run.source
         self.buffer = collections.deque()
         self.frames = []  # [code, line_no, locals] for each open frame
@@ -175,7 +175,7 @@ class _Reader:
     def peek(self):
         if self.buffer:
             return self.buffer[0]
-        event = next(self._events, None)
+        event = next(self.events, None)
         if event is not None:
             self.buffer.append(event)
         return event
@@ -183,7 +183,7 @@ class _Reader:
     def at(self, index):
         buffer = self.buffer
         while len(buffer) <= index:
-            event = next(self._events, None)
+            event = next(self.events, None)
             if event is None:
                 return None
             buffer.append(event)
@@ -204,7 +204,7 @@ class _Reader:
 
     def take(self, count=1):
         for _ in range(count):
-            event = self.buffer.popleft() if self.buffer else next(self._events)
+            event = self.buffer.popleft() if self.buffer else next(self.events)
             self.count += 1
             self.recent.append(event)
             frames = self.frames
@@ -270,6 +270,11 @@ class Comparison:
         self.window = max(window, 2)
         self._returns = {}  # function: [times differing, example in a, example in b]
         self._counts = [0, 0]
+
+    def close(self):
+        """Stop reading both runs (streams that can be closed are closed)."""
+        for reader in (self._a, self._b):
+            getattr(reader.events, "close", lambda: None)()
 
     def __iter__(self):
         for divergence in self._divergences():

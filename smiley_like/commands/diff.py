@@ -3,7 +3,9 @@
 Imports of the database layer are in take_action: see commands/runs.py.
 """
 
+import contextlib
 import json
+import typing
 
 from cliff.command import Command
 
@@ -14,6 +16,13 @@ from smiley_like.errors import UsageError
 
 #: Exit status when the runs differ (0: equivalent, 2: error), as with diff(1).
 DIFFER_EXIT = 1
+
+
+class _Side(typing.NamedTuple):
+    run: typing.Any  # diff.Run
+    description: dict  # what the report says about the run
+    renderer: typing.Any  # its ConsoleRenderer
+    matched: bool  # whether --function names one of its functions
 
 
 class Diff(ErrorsAsOneLine, Command):
@@ -56,23 +65,24 @@ class Diff(ErrorsAsOneLine, Command):
             color = parsed_args.format == "text" and use_color(parsed_args, self.app.stdout)
             sides = [self._side(store, ref, parsed_args, color)
                      for ref in (parsed_args.run_a, parsed_args.run_b)]
-            if parsed_args.function and not any(side[3] for side in sides):
+            if parsed_args.function and not any(side.matched for side in sides):
                 raise UsageError("no recorded function matches "
                                  + ", ".join(parsed_args.function) + " in either run")
             comparison = diff.Comparison(
-                *(side[0] for side in sides), mask=parsed_args.mask,
+                *(side.run for side in sides), mask=parsed_args.mask,
                 ignore=parsed_args.ignore, window=parsed_args.window,
                 context=parsed_args.context)
             write = self._json if parsed_args.format == "json" else self._text
-            differ = write(comparison, [side[1] for side in sides],
-                           [side[2] for side in sides], parsed_args.all, color)
+            with contextlib.closing(comparison):
+                differ = write(comparison, [side.description for side in sides],
+                               [side.renderer for side in sides], parsed_args.all, color)
         finally:
             store.close()
         self.app.stdout.flush()
         return DIFFER_EXIT if differ else 0
 
     def _side(self, store, ref, parsed_args, color):
-        """(diff.Run, description, renderer, functions matched) for one run."""
+        """The _Side of one run."""
         from smiley_like import diff, replay
         from smiley_like.render.console import ConsoleRenderer
         from smiley_like.store import queries
@@ -106,8 +116,8 @@ class Diff(ErrorsAsOneLine, Command):
                        else "", "ended": ended(run), "events": run.event_count,
                        "threads": len(threads)}
         noise = (run.pid, *(t.ident for t in threads), *(t.native_id for t in threads))
-        return (diff.Run(events, renderer.code_source, ended(run), noise), description,
-                renderer, bool(code_ids))
+        return _Side(diff.Run(events, renderer.code_source, ended(run), noise), description,
+                     renderer, bool(code_ids))
 
     def _text(self, comparison, runs, renderers, every, color):
         from smiley_like import diff
