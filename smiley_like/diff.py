@@ -202,24 +202,28 @@ class _Reader:
             return (kind, event.code.name, event.value[0])
         return (kind, event.code.name)
 
-    def take(self, count=1):
+    def take(self):
+        """Move past the next event, keeping the call stack and its locals up to date."""
+        event = self.buffer.popleft() if self.buffer else next(self.events)
+        self.count += 1
+        self.recent.append(event)
+        frames = self.frames
+        kind = event.kind
+        if kind == CALL:
+            self.calls[event.code.name] += 1
+            del frames[event.depth:]
+            frames.append([event.code, event.code.first_line, dict(event.value or {})])
+        elif kind == RETURN:
+            del frames[event.depth:]
+        elif frames:
+            frame = frames[-1]
+            frame[1] = event.line_no
+            if kind == LINE and event.value:
+                frame[2].update(event.value)
+
+    def skip(self, count):
         for _ in range(count):
-            event = self.buffer.popleft() if self.buffer else next(self.events)
-            self.count += 1
-            self.recent.append(event)
-            frames = self.frames
-            kind = event.kind
-            if kind == CALL:
-                self.calls[event.code.name] += 1
-                del frames[event.depth:]
-                frames.append([event.code, event.code.first_line, dict(event.value or {})])
-            elif kind == RETURN:
-                del frames[event.depth:]
-            elif frames:
-                frame = frames[-1]
-                frame[1] = event.line_no
-                if kind == LINE and event.value:
-                    frame[2].update(event.value)
+            self.take()
 
     def steps(self, cur, limit):
         """(index in the look-ahead, key) of each next step of the frame at depth *cur*."""
@@ -285,18 +289,26 @@ class Comparison:
     def _divergences(self):
         a, b = self._a, self._b
         cur = -1  # depth of the frame being aligned; -1 is above the outermost calls
+        peek_a, peek_b, key_a, key_b = a.peek, b.peek, a.key, b.key
         while True:
-            ea, eb = a.peek(), b.peek()
-            if (ea is not None and eb is not None and _level(ea) == cur
-                    and _level(eb) == cur and a.key(ea) == b.key(eb)):
-                found = self._pair(ea, eb)
-                if found is not None:
-                    yield found
-                if ea.kind == CALL:
-                    cur += 1
-                elif ea.kind == RETURN:
-                    cur -= 1
-                continue
+            ea, eb = peek_a(), peek_b()
+            # The hot path, once per pair of events: keep it lean.
+            if ea is not None and eb is not None:
+                kind = ea.kind
+                if (kind == eb.kind and ea.depth == eb.depth
+                        and ea.depth - (kind == CALL) == cur and key_a(ea) == key_b(eb)):
+                    if kind == LINE and ea.value == eb.value:
+                        a.take()
+                        b.take()
+                        continue
+                    found = self._pair(ea, eb)
+                    if found is not None:
+                        yield found
+                    if kind == CALL:
+                        cur += 1
+                    elif kind == RETURN:
+                        cur -= 1
+                    continue
             in_a = ea is not None and _level(ea) >= cur
             in_b = eb is not None and _level(eb) >= cur
             if not in_a and not in_b:
@@ -328,7 +340,7 @@ class Comparison:
         kind = ea.kind
         found = None
         if kind == LINE:
-            if ea.value != eb.value:  # equal changes leave equal values: the common case
+            if ea.value != eb.value:  # equal changes leave equal values
                 differ = self._differing(a.locals(), ea.value or {}, b.locals(), eb.value or {})
                 if differ:  # what the frame's previous line did
                     found = Divergence(LOCALS, ea.code.name, a.place(ea, moved=False),
@@ -373,7 +385,7 @@ class Comparison:
                                for start, end in zip(starts[:SHOWN], starts[1:])]
                 place.step_count = skipped
                 place.event_count = starts[-1]
-                reader.take(starts[-1])
+                reader.skip(starts[-1])
             return Divergence(FLOW, function, *where, differ)
         for reader, place in zip((a, b), where):
             self._skip_frame(reader, place, cur)
