@@ -1,6 +1,7 @@
 """smiley-like diff on real recorded runs."""
 
 import json
+import re
 
 import pytest
 
@@ -59,6 +60,7 @@ def test_identical_inputs_are_equivalent_despite_addresses_times_and_pids(smiley
         result = make()
         """
     a, b = record_two(smiley, source)
+    assert "The runs are equivalent." in smiley("diff", a, a, check=0).stdout
     result = smiley("diff", a, b, check=0)
     assert "The runs are equivalent." in result.stdout
     assert result.stderr == ""
@@ -136,6 +138,8 @@ def test_an_extra_loop_iteration_is_reported_once_and_the_runs_line_up_again(smi
     assert summary["ended"] == {"a": "exit 0", "b": "exit 0"}
     text = smiley("diff", a, b, "--all", check=1).stdout
     assert "only in b: 3 steps, 5 events" in text
+    assert re.search(r"\nDivergence \d+ \(the control flow parts\): the runs take different "
+                     r"steps in work\n", text)
     assert "weight: 3, 4" in text
 
 
@@ -294,7 +298,10 @@ def test_function_ignore_and_thread_narrow_the_comparison(smiley):
                      check=0)["equivalent"]
     only_stable = diff_json(smiley, a, b, "--function", "stable")
     assert only_stable["first"]["b"]["only"]["first"][0]["function"] == "stable"
-    diff_json(smiley, a, b, "--thread", "worker", check=0)
+    worker = diff_json(smiley, a, b, "--thread", "worker", check=0)
+    assert worker["a"]["thread"] == "worker" and worker["a"]["threads"] == 2
+    assert "(exit 0, " in smiley("diff", a, b, "--thread", "worker", check=0).stdout
+    assert "; thread worker of 2)" in smiley("diff", a, b, "--thread", "worker", check=0).stdout
     stable_calls = diff_json(smiley, a, b, "--all", "--thread", "0", "--ignore", "started",
                              "--ignore", "sys", "--ignore", "t")["summary"]["call_counts"]
     assert stable_calls == [{"function": "stable", "a": 1, "b": 2}]

@@ -114,7 +114,9 @@ class Diff(ErrorsAsOneLine, Command):
         argv = command_line(run)
         description = {"id": run.id, "command": " ".join(argv), "program": argv[0] if argv
                        else "", "ended": ended(run), "events": run.event_count,
-                       "threads": len(threads)}
+                       "threads": len(threads),
+                       "thread": next((t.name for t in threads if t.thread_no in thread_nos),
+                                      None)}
         noise = (run.pid, *(t.ident for t in threads), *(t.native_id for t in threads))
         return _Side(diff.Run(events, renderer.code_source, ended(run), noise), description,
                      renderer, bool(code_ids))

@@ -38,10 +38,13 @@ class TextReport:
         self.out.write(text + "\n")
 
     def header(self, runs):
-        """*runs*: the two runs' descriptions, dicts as from :func:`run_dict`."""
+        """*runs*: the two runs' descriptions (``id``, ``command``, ``program``, ``ended``,
+        ``events``, ``threads``, ``thread``), as the JSON output has them."""
         for mark, run, style in zip("ab", runs, (RED, GREEN)):
+            threads = f"; thread {run['thread']} of {run['threads']}" \
+                if run["threads"] > 1 else ""
             self._line(self.paint(style, f"{mark}: {run['id'][:12]}  {run['command']}  "
-                                         f"({run['ended']}, {run['events']} events)"))
+                                         f"({run['ended']}, {run['events']} events{threads})"))
         if runs[0]["program"] != runs[1]["program"]:
             self._line(f"note: these are runs of different programs: {runs[0]['program']} "
                        f"and {runs[1]['program']}")
