@@ -1,4 +1,4 @@
-"""A comparison of two runs as text for people, or as JSON-ready dicts with the same content.
+"""How a comparison of two runs reads: as text for people, as JSON-ready dicts for tools.
 
 Events inside a divergence (the steps only one run took, the context before
 it) are shown the way replay shows them, by each run's own
