@@ -93,7 +93,10 @@ class Diff(ErrorsAsOneLine, Command):
         if parsed_args.thread is None:
             thread_nos = {0}
         else:
-            thread_nos = replay.select_threads(threads, {parsed_args.thread})
+            try:
+                thread_nos = replay.select_threads(threads, {parsed_args.thread})
+            except UsageError as error:
+                raise UsageError(f"run {run_id}: {error}") from None
             if len(thread_nos) > 1:
                 raise UsageError(f"thread '{parsed_args.thread}' names several threads in run "
                                  f"{run_id}: give its number")
