@@ -10,8 +10,9 @@ finds one parting in control flow and lines the runs up again), then runs
 ``smiley-like diff`` on them ``--repeat`` times in three ways: the default
 report (first divergence), ``--all -f json`` (every divergence and the
 summary) and, for scale, ``replay`` of one run into /dev/null.  Prints the
-median wall time and the peak resident memory of each command, measured with
-``os.wait4`` on that process alone.
+median wall time (start-up of the command included), the events read per
+second (both runs' events for diff) and the peak resident memory of each
+command, measured with ``os.wait4`` on that process alone.
 
 Only the standard library is used here; ``smiley-like`` is run as
 ``python -m smiley_like`` with this interpreter.
@@ -95,11 +96,13 @@ def main():
                                      database=database),
         "replay of run a (reference)": smiley("replay", run_a, database=database),
     }
-    print(f"{'command':<30} {'median s':>9} {'min s':>7} {'peak RSS MiB':>13}")
+    events = {"replay of run a (reference)": int(events_a)}
+    print(f"{'command':<30} {'median s':>9} {'min s':>7} {'events/s':>9} {'peak RSS MiB':>13}")
     for name, command in commands.items():
         results = [measure(command) for _ in range(args.repeat)]
         times = [elapsed for elapsed, _ in results]
-        print(f"{name:<30} {statistics.median(times):>9.2f} {min(times):>7.2f} "
+        rate = events.get(name, int(events_a) + int(events_b)) / statistics.median(times)
+        print(f"{name:<30} {statistics.median(times):>9.2f} {min(times):>7.2f} {rate:>9,.0f} "
               f"{max(rss for _, rss in results):>13.1f}")
     if not args.keep:
         for path in directory.iterdir():
