@@ -17,6 +17,17 @@ def add_run_argument(parser):
     parser.add_argument("run", metavar="RUN", help="run id, unique prefix, or 'last'")
 
 
+def add_color_option(parser):
+    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                        help="colour the output (default: auto, on a terminal)")
+
+
+def use_color(parsed_args, out):
+    """Whether --color asks for colour on *out*."""
+    return parsed_args.color == "always" or (
+        parsed_args.color == "auto" and getattr(out, "isatty", lambda: False)())
+
+
 def add_database_option(parser, settings):
     parser.add_argument(
         "--database", default=settings.database, metavar="PATH_OR_URL",

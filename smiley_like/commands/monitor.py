@@ -3,7 +3,8 @@
 from cliff.command import Command
 
 from smiley_like import config
-from smiley_like.commands.base import ErrorsAsOneLine, add_database_option
+from smiley_like.commands.base import (ErrorsAsOneLine, add_color_option, add_database_option,
+                                       use_color)
 
 
 class Monitor(ErrorsAsOneLine, Command):
@@ -35,8 +36,7 @@ class Monitor(ErrorsAsOneLine, Command):
         parser.add_argument("--no-locals", dest="show_locals", action="store_false",
                             help="leave arguments, locals and return values out of the "
                                  "events shown")
-        parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
-                            help="colour the events shown (default: auto, on a terminal)")
+        add_color_option(parser)
         return parser
 
     def take_action(self, parsed_args):
@@ -52,10 +52,9 @@ class Monitor(ErrorsAsOneLine, Command):
             listener = Listener(parsed_args.socket)
             try:
                 out = self.app.stdout
-                tty = getattr(out, "isatty", lambda: False)()
                 printer = LivePrinter(
                     out, parsed_args.mode, show_locals=parsed_args.show_locals,
-                    color=parsed_args.color == "always" or (parsed_args.color == "auto" and tty),
+                    color=use_color(parsed_args, out),
                     refresh=max(parsed_args.refresh, 0.05), stall_after=parsed_args.stall_after)
                 self.app.stderr.write(
                     f"smiley-like: monitor listening on {listener.endpoint}, storing runs in "

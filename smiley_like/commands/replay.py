@@ -6,7 +6,8 @@ Imports of the database layer are in take_action: see commands/runs.py.
 
 from cliff.command import Command
 
-from smiley_like.commands.base import ErrorsAsOneLine, add_database_option, add_run_argument
+from smiley_like.commands.base import (ErrorsAsOneLine, add_color_option, add_database_option,
+                                       add_run_argument, use_color)
 
 
 class Replay(ErrorsAsOneLine, Command):
@@ -29,8 +30,7 @@ class Replay(ErrorsAsOneLine, Command):
                             help="stop after this sequence number")
         parser.add_argument("--no-locals", dest="show_locals", action="store_false",
                             help="leave out arguments, locals and return values")
-        parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
-                            help="colour the output (default: auto, on a terminal)")
+        add_color_option(parser)
         return parser
 
     def take_action(self, parsed_args):
@@ -42,8 +42,7 @@ class Replay(ErrorsAsOneLine, Command):
             run = queries.run(store, run_id)
             threads = queries.threads(store, run_id)
             out = self.app.stdout
-            color = parsed_args.color == "always" or (
-                parsed_args.color == "auto" and getattr(out, "isatty", lambda: False)())
+            color = use_color(parsed_args, out)
             renderer = ConsoleRenderer(
                 out, queries.files(store, run_id), cwd=run.cwd,
                 show_locals=parsed_args.show_locals,

@@ -29,11 +29,16 @@ def _duration(run):
     return f"{run.ended_at - run.started_at:.3f}s"
 
 
-def _command(run):
+def command_line(run):
+    """The program's argv as recorded."""
     try:
-        return " ".join(json.loads(run.command))
+        return json.loads(run.command)
     except ValueError:
-        return run.command
+        return [run.command]
+
+
+def _command(run):
+    return " ".join(command_line(run))
 
 
 def ended(run):

@@ -8,7 +8,8 @@ import time
 from cliff.command import Command
 from cliff.lister import Lister
 
-from smiley_like.commands.base import ErrorsAsOneLine, add_database_option, add_run_argument
+from smiley_like.commands.base import (ErrorsAsOneLine, add_color_option, add_database_option,
+                                       add_run_argument, use_color)
 
 THREAD_COLUMNS = ("Thread", "Name", "Ident", "Process", "First event", "Last event", "Events",
                   "Ended")
@@ -66,8 +67,7 @@ class Where(ErrorsAsOneLine, Command):
         add_run_argument(parser)
         parser.add_argument("--thread", action="append", default=[], metavar="NAME_OR_NO",
                             help="only this thread (name or number; repeatable)")
-        parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
-                            help="colour the output (default: auto, on a terminal)")
+        add_color_option(parser)
         return parser
 
     def take_action(self, parsed_args):
@@ -82,10 +82,8 @@ class Where(ErrorsAsOneLine, Command):
                                                set(parsed_args.thread)) \
                 if parsed_args.thread else None
             places = where.places(store, run_id, thread_nos)
-            color = parsed_args.color == "always" or (
-                parsed_args.color == "auto" and getattr(out, "isatty", lambda: False)())
             renderer = ConsoleRenderer(out, queries.files(store, run_id), cwd=run.cwd,
-                                       color=color)
+                                       color=use_color(parsed_args, out))
         state = "still being recorded" if run.status == "running" else "ended"
         out.write(f"run {run.id} ({state}), pid {run.pid}\n")
         for place in places:

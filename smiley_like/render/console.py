@@ -11,7 +11,22 @@ from smiley_like.events import CALL, EXCEPTION, LINE, RETURN
 
 MAX_INDENT = 40  # levels; deeper recursion is shown with its depth number
 
-_DIM, _BOLD, _RED, _GREEN, _RESET = "\033[2m", "\033[1m", "\033[31m", "\033[32m", "\033[0m"
+DIM, BOLD, RED, GREEN, RESET = "\033[2m", "\033[1m", "\033[31m", "\033[32m", "\033[0m"
+
+
+def source_text(files, file_no, line_no):
+    """The stripped text of a source line; *files* maps file numbers to (path, lines)."""
+    lines = files.get(file_no, (None, None))[1]
+    if lines is None or not 0 < line_no <= len(lines):
+        return ""
+    return lines[line_no - 1].strip()
+
+
+def relative_path(path, cwd):
+    """*path* relative to *cwd* when it is inside it, else unchanged."""
+    if cwd and path.startswith(cwd.rstrip(os.sep) + os.sep):
+        return os.path.relpath(path, cwd)
+    return path
 
 
 class ConsoleRenderer:
@@ -27,36 +42,35 @@ class ConsoleRenderer:
         self.color = color
         self._paths = {}
 
-    def _path(self, code):
-        shown = self._paths.get(code.file_no)
+    def path(self, path):
+        """*path* as shown: relative to the program's directory when inside it."""
+        shown = self._paths.get(path)
         if shown is None:
-            path = code.path
-            if self.cwd and path.startswith(self.cwd.rstrip(os.sep) + os.sep):
-                path = os.path.relpath(path, self.cwd)
-            shown = self._paths[code.file_no] = path
+            shown = self._paths[path] = relative_path(path, self.cwd)
         return shown
 
     def location(self, code, line_no):
         """``path:line`` of a place in *code*, the path relative to the run's directory."""
-        return f"{self._path(code)}:{line_no}"
+        return f"{self.path(code.path)}:{line_no}"
 
     def source_line(self, file_no, line_no):
-        lines = self.files.get(file_no, (None, None))[1]
-        if lines is None or not 0 < line_no <= len(lines):
-            return ""
-        text = lines[line_no - 1].strip()
-        return self._highlight(text) if self.color else text
+        text = source_text(self.files, file_no, line_no)
+        return self.highlight(text) if self.color and text else text
+
+    def code_source(self, code, line_no):
+        """The stripped text of a line of *code*'s file, uncoloured ("" if unknown)."""
+        return source_text(self.files, code.file_no, line_no)
 
     @functools.lru_cache(maxsize=4096)
-    def _highlight(self, text):
+    def highlight(self, text):
         from pygments import highlight
         from pygments.formatters import TerminalFormatter
         from pygments.lexers import PythonLexer
 
         return highlight(text, PythonLexer(), TerminalFormatter()).rstrip("\n")
 
-    def _paint(self, style, text):
-        return f"{style}{text}{_RESET}" if self.color else text
+    def paint(self, style, text):
+        return f"{style}{text}{RESET}" if self.color else text
 
     def format(self, event):
         """Return the text for one event (one or more lines, no final newline)."""
@@ -68,7 +82,7 @@ class ConsoleRenderer:
         if self.thread_names:
             prefix += f"[{self.thread_names.get(event.thread_no, event.thread_no)}] "
         line_no = event.line_no or event.code.first_line
-        where = self._paint(_DIM, f"{self._path(event.code)}:{line_no}")
+        where = self.paint(DIM, f"{self.path(event.code.path)}:{line_no}")
         kind = event.kind
         value = event.value
         # Changes are detected when the frame's next line (or return) comes up:
@@ -85,19 +99,19 @@ class ConsoleRenderer:
         if kind == CALL:
             args = ", ".join(f"{name}={shown}" for name, shown in (value or {}).items()) \
                 if self.show_locals and value else ""
-            return f"{prefix}{indent}{where}  " + self._paint(
-                _BOLD, f"-> {event.code.name}({args})")
+            return f"{prefix}{indent}{where}  " + self.paint(
+                BOLD, f"-> {event.code.name}({args})")
         if kind == RETURN:
             if event.raised:
-                return f"{before}{prefix}{indent}{where}  " + self._paint(
-                    _RED, f"<- {event.code.name} raised {event.raised}")
+                return f"{before}{prefix}{indent}{where}  " + self.paint(
+                    RED, f"<- {event.code.name} raised {event.raised}")
             shown = f" {value}" if self.show_locals else ""
-            return f"{before}{prefix}{indent}{where}  " + self._paint(
-                _GREEN, f"<- {event.code.name} returned{shown}")
+            return f"{before}{prefix}{indent}{where}  " + self.paint(
+                GREEN, f"<- {event.code.name} returned{shown}")
         if kind == EXCEPTION:
             exc_type, message = value
             text = f"!! {exc_type}: {message}" if message else f"!! {exc_type}"
-            return f"{prefix}{indent}{where}  " + self._paint(_RED, text)
+            return f"{prefix}{indent}{where}  " + self.paint(RED, text)
         return f"{prefix}{indent}{where}  ?"
 
     @staticmethod

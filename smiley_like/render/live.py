@@ -8,12 +8,11 @@ shown; the writer has stored them all the same.
 """
 
 import collections
-import os
 import threading
 import time
 
 from smiley_like.events import Code, rebuild, unknown_code
-from smiley_like.render.console import ConsoleRenderer
+from smiley_like.render.console import ConsoleRenderer, relative_path
 
 #: Batches waiting to be printed before new ones are skipped.
 MAX_PENDING = 8
@@ -69,11 +68,7 @@ class _Run:
             return ""
         code_id, line_no = where[:2]
         code = self.codes.get(code_id) or unknown_code(code_id)
-        path = code.path
-        cwd = self.info.get("cwd")
-        if cwd and path.startswith(cwd.rstrip(os.sep) + os.sep):
-            path = os.path.relpath(path, cwd)
-        return f"{path}:{line_no} in {code.name}"
+        return f"{relative_path(code.path, self.info.get('cwd'))}:{line_no} in {code.name}"
 
 
 class LivePrinter:
