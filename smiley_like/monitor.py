@@ -89,8 +89,14 @@ def watch(listener, store, printer, *, stderr=sys.stderr, retry_after=0.5, drain
     writer = StoreWriter(store)
     monitor = Monitor(listener, [writer, printer])
     stopping = []
-    previous = {sig: signal.signal(sig, lambda number, frame: stopping.append(number))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def stop(number, frame):
+        stopping.append(number)
+        # A locked database must not keep us: what it refuses now is counted, not retried
+        # (this also frees the receiving thread if it waits for room in the store queue).
+        writer.give_up_when_busy()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     said_busy = False
 
     def store(frames):
@@ -171,6 +177,9 @@ def _serve_private(args):
         message = monitor.handle(frames)
         if message is not None and message.kind == "events":
             stored += message.header["count"]
+        elif message is not None and message.kind == "start" and message.run_id == args.run:
+            writer.flush()
+            print("started", flush=True)  # the run is in the database: it cannot vanish now
         return message
 
     try:

@@ -174,3 +174,13 @@ def test_hostile_values_do_not_crash_or_change_the_program(smiley):
     assert changes["g"].startswith("b'\\xff\\xfe")
     assert changes["h"] == "<int of 16610 bits>"
     assert changes["i"] == "<repr timed out>"
+
+
+def test_a_program_killed_at_once_still_leaves_its_run(smiley):
+    smiley.record("""\
+        import os, signal
+        os.kill(os.getpid(), signal.SIGKILL)
+        """, check=-9)
+    run = smiley.last_run()
+    assert run.status == "abrupt" and run.command == '["prog.py"]'
+    assert "without finishing" in run.notes

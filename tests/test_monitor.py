@@ -415,3 +415,25 @@ def test_a_batch_for_a_run_never_seen_creates_it_and_the_end_fills_it_in(tmp_pat
         assert stored[2].value == {"n": "2"}
     finally:
         store.close()
+
+
+def test_stopping_the_monitor_while_the_database_is_locked(smiley, monitor):
+    watcher = monitor("--quiet", env={"SMILEY_LIKE_BUSY_TIMEOUT": "0.2"}).start()
+    smiley.script(TICKING.format(n=2000, pause=0.001))
+    process = popen_remote(smiley, watcher.endpoint, "prog.py", flush_timeout=1)
+    assert process.stdout.readline() == "ticking\n"
+    running = wait_for_run(smiley, status="running")
+    blocker = sqlite3.connect(smiley.database, timeout=30)
+    try:
+        blocker.execute("BEGIN EXCLUSIVE")
+        time.sleep(1.0)
+        assert watcher.stop(timeout=60) == 0  # not stuck retrying, not a traceback
+    finally:
+        blocker.rollback()
+        blocker.close()
+    err = watcher.err
+    assert "database is locked" in err and "Traceback" not in err
+    assert re.search(r"smiley-like: \d+ events could not be stored", err)
+    out, err = process.communicate(timeout=120)
+    assert (process.returncode, out) == (0, "done\n")  # whatever became of its events
+    assert smiley.last_run().id == running.id  # the run is there, with what was stored

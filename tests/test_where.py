@@ -129,3 +129,23 @@ def test_the_monitor_summary_shows_a_stalled_thread_where_it_stalled(smiley, mon
         process.kill()
         process.communicate(timeout=60)
     assert watcher.stop() == 0
+
+
+def test_where_says_a_generator_shows_what_changed_since_it_resumed(smiley):
+    smiley.record("""\
+        import os, signal, time
+        def gen(n):
+            big = list(range(n))
+            for i in range(n):
+                if i == 2:
+                    time.sleep(0.3)
+                    os.kill(os.getpid(), signal.SIGKILL)
+                yield i
+        g = gen(5)
+        next(g); next(g); next(g)
+        """, check=-9)
+    out = smiley("where", "last", check=0).stdout
+    lines = out.splitlines()
+    assert lines[3].split()[:2] == ["prog.py:10", "<module>"]
+    assert lines[4].split()[:3] == [">", "prog.py:6", "gen"]
+    assert lines[5:] == ["      (variables that changed since it last resumed)", "        i = 2"]

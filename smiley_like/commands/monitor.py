@@ -5,6 +5,7 @@ from cliff.command import Command
 from smiley_like import config
 from smiley_like.commands.base import (ErrorsAsOneLine, add_color_option, add_database_option,
                                        use_color)
+from smiley_like.errors import UsageError
 
 
 class Monitor(ErrorsAsOneLine, Command):
@@ -40,6 +41,12 @@ class Monitor(ErrorsAsOneLine, Command):
         return parser
 
     def take_action(self, parsed_args):
+        if not 0 < parsed_args.refresh < 3600:
+            raise UsageError(f"--refresh must be a number of seconds between 0 and 3600, not "
+                             f"{parsed_args.refresh}")
+        if not 0 <= parsed_args.stall_after < 10**6:
+            raise UsageError(f"--stall-after must be a number of seconds from 0, not "
+                             f"{parsed_args.stall_after}")
         from smiley_like import monitor
         from smiley_like.render.live import LivePrinter
         from smiley_like.store.engine import open_store
@@ -55,7 +62,7 @@ class Monitor(ErrorsAsOneLine, Command):
                 printer = LivePrinter(
                     out, parsed_args.mode, show_locals=parsed_args.show_locals,
                     color=use_color(parsed_args, out),
-                    refresh=max(parsed_args.refresh, 0.05), stall_after=parsed_args.stall_after)
+                    refresh=parsed_args.refresh, stall_after=parsed_args.stall_after)
                 self.app.stderr.write(
                     f"smiley-like: monitor listening on {listener.endpoint}, storing runs in "
                     f"'{parsed_args.database}' (Ctrl-C to stop)\n")

@@ -28,7 +28,8 @@ def _ending(place, run):
     if not place.frames:
         return place.state
     top = place.frames[-1]
-    where = f"in {top.code.name} at line {top.line_no}"
+    name = top.code.name if top.call_id >= 0 else "code whose call was not recorded"
+    where = f"in {name} at line {top.line_no}"
     return f"running, {where}" if run.status == "running" else f"still running {where} at the end"
 
 
@@ -47,7 +48,8 @@ class Threads(ErrorsAsOneLine, Lister):
 
         with self.run_in_store(parsed_args) as (store, run_id):
             run = queries.run(store, run_id)
-            places = {place.thread.thread_no: place for place in where.places(store, run_id)}
+            places = {place.thread.thread_no: place
+                      for place in where.places(store, run_id, with_locals=False)}
             threads = queries.threads(store, run_id)
         rows = []
         for thread in threads:
@@ -104,6 +106,11 @@ class Where(ErrorsAsOneLine, Command):
                 out.write(f"  {marker} {renderer.location(frame.code, frame.line_no):<{width}}"
                           f"  {frame.code.name:<{names}}  "
                           f"{renderer.source_line(frame.code.file_no, frame.line_no)}\n")
+            if place.locals_since:
+                out.write(f"      (variables that changed since {place.locals_since})\n")
             for name, text in (place.locals or {}).items():
                 out.write(f"        {name} = {text}\n")
+        if any(place.lost_events for place in places):
+            out.write(f"\n{places[0].lost_events} events of this run were lost: frames "
+                      "called in them are missing from these stacks\n")
         return 0

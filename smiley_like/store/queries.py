@@ -3,10 +3,10 @@
 import json
 import zlib
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from smiley_like.errors import UnknownRun
-from smiley_like.events import UNKNOWN_CALL, Code, rebuild, unknown_code  # noqa: F401
+from smiley_like.events import Code, rebuild
 from smiley_like.store import schema
 from smiley_like.wire import codec
 
@@ -85,11 +85,13 @@ def events(store, run_id, *, start=None, stop=None, thread_nos=None, code_ids=No
     chunk = schema.chunk
     query = select(chunk.c.seq, chunk.c.threads, chunk.c.codes, chunk.c.stacks,
                    chunk.c.events).where(chunk.c.run_id == run_id).order_by(chunk.c.seq)
-    if start is not None:
-        query = query.where(chunk.c.seq + chunk.c.count > start)
     if stop is not None:
         query = query.where(chunk.c.seq <= stop)
     with store.connect() as conn:
+        if start is not None:  # from the chunk holding start: a search the key answers
+            first = conn.execute(select(func.max(chunk.c.seq)).where(
+                (chunk.c.run_id == run_id) & (chunk.c.seq <= start))).scalar()
+            query = query.where(chunk.c.seq >= (first if first is not None else start))
         for row in conn.execution_options(yield_per=4).execute(query):
             if thread_nos is not None and not thread_nos.intersection(json.loads(row.threads)):
                 continue
@@ -108,20 +110,25 @@ def events(store, run_id, *, start=None, stop=None, thread_nos=None, code_ids=No
 
 
 def thread_events_backwards(store, run_id, thread_no, before, code_map):
-    """Yield one thread's events numbered below *before*, newest first, a chunk at a time."""
+    """Yield one thread's events numbered below *before*, newest first, a chunk at a time.
+
+    Each chunk is read once, when the caller gets that far back.
+    """
     chunk = schema.chunk
-    with store.connect() as conn:
-        rows = conn.execute(select(chunk.c.seq, chunk.c.count, chunk.c.threads)
-                            .where((chunk.c.run_id == run_id) & (chunk.c.seq < before))
-                            .order_by(chunk.c.seq.desc())).all()
-    for row in rows:
-        if thread_no not in json.loads(row.threads):
-            continue
-        stop = min(before, row.seq + row.count) - 1
-        found = [event for event in events(store, run_id, start=row.seq, stop=stop,
-                                           code_map=code_map)
-                 if event.thread_no == thread_no]
-        yield from reversed(found)
+    while True:
+        with store.connect() as conn:
+            row = conn.execute(select(chunk.c.seq, chunk.c.count, chunk.c.threads)
+                               .where((chunk.c.run_id == run_id) & (chunk.c.seq < before))
+                               .order_by(chunk.c.seq.desc()).limit(1)).first()
+        if row is None:
+            return
+        if thread_no in json.loads(row.threads):
+            stop = min(before, row.seq + row.count) - 1
+            found = [event for event in events(store, run_id, start=row.seq, stop=stop,
+                                               code_map=code_map)
+                     if event.thread_no == thread_no]
+            yield from reversed(found)
+        before = row.seq
 
 
 def stacks_after(store, run_id, seq):

@@ -401,7 +401,12 @@ class StoreWriter:
     def abandon(self, run_id, note):
         """The traced process vanished without saying how it ended."""
         self.runs.pop(run_id, None)
-        self._submit(lambda conn: _close_run(conn, run_id, "abrupt", note, time.time()))
+
+        def store_abandon(conn):
+            _ensure_run(conn, run_id)  # even if nothing of it ever arrived
+            _close_run(conn, run_id, "abrupt", note, time.time())
+
+        self._submit(store_abandon)
         self.flush()
 
     def interrupt(self, note):

@@ -12,6 +12,7 @@ non-daemon threads have ended, exactly when plain ``python`` would be done.
 import atexit
 import os
 import platform
+import select
 import shutil
 import socket
 import subprocess
@@ -42,6 +43,7 @@ class Recording:
         self.run_id = uuid.uuid4().hex
         self.outcome = None
         self._writer = None
+        self._early_lines = []  # what the writer said while we waited for something else
         self._tmpdir = None
         self._finished = False
         self._pid = os.getpid()
@@ -69,7 +71,15 @@ class Recording:
         self.recorder = Recorder(FileFilter(**self.filter_options), self.capture,
                                  self.publisher, trace_locals=self.trace_locals,
                                  stderr=self.stderr)
-        self.publisher.start(self._run_info())
+        if self.remote:
+            # A monitor that is there gets the start of the run before the program's
+            # first line; one that is not costs a moment, not the whole patience.
+            self.publisher.start(self._run_info(), wait=0.2)
+        else:
+            # Our own writer says when the run is stored: a program killed in its
+            # first milliseconds still leaves its run behind.
+            self.publisher.start(self._run_info())
+            self._wait_for_line("started", timeout=5.0)
         atexit.register(self.finish)
         os._exit = self._os_exit
         os.register_at_fork(after_in_child=self._after_fork_in_child)
@@ -179,12 +189,20 @@ class Recording:
                 "exc_type": outcome.exc_type, "exc_message": outcome.exc_message,
                 "traceback": outcome.traceback, "ended_at": time.time(), "notes": notes}
 
+    def _wait_for_line(self, expected, timeout):
+        """Read the writer's next line if it comes within *timeout* seconds (else go on)."""
+        ready, _, _ = select.select([self._writer.stdout], [], [], timeout)
+        if ready:
+            line = self._writer.stdout.readline().strip()
+            if line != expected:
+                self._early_lines.append(line)
+
     def _wait_for_writer(self):
         """Wait for the writer to store everything; return the events it stored, or None."""
         self._writer.stdin.close()  # if the end message never came, the writer stops now
         output = self._writer.stdout.read()
         self._writer.wait()
-        for line in output.splitlines():
+        for line in self._early_lines + output.splitlines():
             if line.startswith("stored "):
                 return int(line.split()[1])
         return None

@@ -60,6 +60,7 @@ class Publisher:
         self._wake = threading.Event()
         self._room = threading.Event()
         self._start = None  # the start message, sent first to every receiver
+        self._started = threading.Event()  # set once the sender has tried to send it
         self._introduced = False  # the receiver connected now has had the start and defs
         self._outbox = collections.deque()  # (seq, events) not sent yet, oldest first
         self._outbox_events = 0
@@ -77,12 +78,18 @@ class Publisher:
 
     # -- called from the traced program's threads ----------------------------
 
-    def start(self, run_info):
+    def start(self, run_info, wait=0.0):
+        """Start the sender thread; wait up to *wait* seconds for the start message to go.
+
+        (So that a program killed in its first milliseconds still leaves its
+        run behind, when a receiver is there to take it.)
+        """
         self._start = codec.encode_start(self.run_id, self.pid, run_info)
         self._thread = threading.Thread(target=self._run, name="smiley-like-publisher",
                                         daemon=True)
         self._thread.start()
         self.thread_idents.add(self._thread.ident)
+        self._started.wait(wait)
 
     def wait_for_room(self):
         """Block a tracing thread until the sender has taken the buffer (back-pressure)."""
@@ -131,6 +138,12 @@ class Publisher:
             self._events_socket = socket.get_monitor_socket(
                 zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
             socket.connect(self.endpoint)
+            # Tell the receiver about the run at once: a program killed in its first
+            # milliseconds still leaves a run behind.
+            if socket.poll(1000, zmq.POLLOUT):
+                self._mark_connected()
+                self._introduce()
+            self._started.set()
             while self._end is None:
                 self._wake.wait(self.interval)
                 self._wake.clear()
@@ -152,6 +165,7 @@ class Publisher:
             self.error = exc
             self.lost += len(self.buffer) + self._outbox_events
         finally:
+            self._started.set()
             self._room.set()
             if self._events_socket is not None:
                 socket.disable_monitor()
