@@ -5,6 +5,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 from test_monitor import wait_for_run
 
@@ -63,7 +64,10 @@ def test_where_a_killed_program_was_in_each_thread(smiley):
     process = start(smiley, "--database", smiley.database)
     assert process.stdout.readline() == "hanging\n"
     wait_for_run(smiley, status="running")
-    live = smiley("where", "last", check=0).stdout  # while it runs
+    deadline = time.monotonic() + 60
+    while "thread 1 stuck" not in (live := smiley("where", "last", check=0).stdout):
+        assert time.monotonic() < deadline, live  # the worker's first batch is stored soon
+        time.sleep(0.2)
     assert "(still being recorded)" in live
     assert re.search(r"thread 1 stuck \(ident \d+\): running, in wait_forever at line 5, "
                      r"last event [\d.]+ s ago", live)
@@ -122,9 +126,11 @@ def test_the_monitor_summary_shows_a_stalled_thread_where_it_stalled(smiley, mon
         assert process.stdout.readline() == "hanging\n"
         watcher.wait_for(lambda: re.search(r"thread 1 stuck +stalled \d+ s at prog.py:5 in "
                                            r"wait_forever", watcher.out), "a stalled thread")
-        last = watcher.out.splitlines()[-3:]
-        assert re.match(r"\[\w{8}\] prog.py +[\d,]+ events +[\d,]+/s  prog.py:\d+ in", last[0])
-        assert re.match(r" +thread 0 MainThread +busy at prog.py:\d+ in (spin|main)", last[1])
+        out = watcher.out
+        assert re.search(r"^\[\w{8}\] prog.py +[\d,]+ events +[\d,]+/s  prog.py:\d+ in", out,
+                         re.M)
+        assert re.search(r"^ +thread 0 MainThread +busy at prog.py:\d+ in (spin|main)", out,
+                         re.M)
     finally:
         process.kill()
         process.communicate(timeout=60)
