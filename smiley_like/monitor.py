@@ -17,7 +17,7 @@ import time
 
 import zmq
 
-from smiley_like.errors import SmileyError, StoreBusy, WireError
+from smiley_like.errors import SmileyError, WireError
 from smiley_like.wire import codec
 from smiley_like.wire.listener import Listener
 
@@ -75,14 +75,16 @@ class Monitor:
             LOG.warning("ignoring a message that is not ours (from %s): %s", sender, reason)
 
 
-def watch(listener, store, printer, *, stderr=sys.stderr, retry_after=0.5, drain_time=2.0):
+def watch(listener, store, printer, *, stderr=sys.stderr, drain_time=2.0, lost_after=30.0):
     """Store and show what arrives until SIGINT or SIGTERM; return the exit status.
 
     On a signal it stores what its socket has queued already (for at most
     *drain_time* seconds), stops taking messages, and marks the runs still
-    open as interrupted.  A database locked by
-    another process for longer than the busy timeout holds the batch back
-    and tries again: nothing is dropped, and senders wait meanwhile.
+    open as interrupted.  A run it hears nothing from (not even the empty
+    batches an idle sender sends every second) for *lost_after* seconds is
+    marked interrupted too: its program was killed, or its host is cut off.
+    A locked database holds the monitor back (see
+    :class:`~smiley_like.store.writer.StoreWriter`); nothing is dropped.
     """
     from smiley_like.store.writer import StoreWriter
 
@@ -97,26 +99,29 @@ def watch(listener, store, printer, *, stderr=sys.stderr, retry_after=0.5, drain
         writer.give_up_when_busy()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    said_busy = False
-
-    def store(frames):
-        nonlocal said_busy
-        while not stopping:
-            try:
-                monitor.handle(frames)
-                return
-            except StoreBusy as error:
-                if not said_busy:
-                    stderr.write(f"smiley-like: {error}; holding the batch back and "
-                                 "retrying (senders wait meanwhile)\n")
-                    said_busy = True
-                time.sleep(retry_after)
-
+    heard = {}  # run_id -> when we last heard from it
+    next_check = time.monotonic() + 1.0
     try:
         while not stopping:
             frames = listener.receive(200)
             if frames is not None:
-                monitor.handle(frames)
+                message = monitor.handle(frames)
+                if message is not None:
+                    if message.kind == "end":
+                        heard.pop(message.run_id, None)
+                    else:
+                        heard[message.run_id] = time.monotonic()
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + 1.0
+                silent = [run_id for run_id, when in heard.items()
+                          if time.monotonic() - when > lost_after]
+                for run_id in silent:
+                    del heard[run_id]
+                if silent:
+                    reason = f"nothing heard from it for {lost_after:g} s"
+                    printer.interrupted(writer.interrupt(
+                        f"the monitor heard nothing from the program for {lost_after:g} s "
+                        "(killed, or cut off)", silent), reason)
         # What is queued here already was received: store it, for a bounded time.
         deadline = time.monotonic() + drain_time
         while time.monotonic() < deadline and (frames := listener.receive(0)) is not None:
@@ -128,7 +133,7 @@ def watch(listener, store, printer, *, stderr=sys.stderr, retry_after=0.5, drain
         writer.give_up_when_busy()
         try:
             printer.interrupted(writer.interrupt("the monitor stopped while the run was "
-                                                 "being recorded"))
+                                                 "being recorded"), "the monitor stopped")
         finally:
             writer.close()
             printer.close()

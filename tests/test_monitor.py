@@ -324,7 +324,8 @@ def test_stopping_the_monitor_keeps_what_it_stored_and_marks_open_runs(smiley, m
     assert (process.returncode, out) == (0, "done\n")  # the program goes on, and ends well
     assert re.fullmatch(r"smiley-like: \d+ events were not recorded in the monitor at \S+\n",
                         err), err
-    assert "interrupted: the monitor stopped" in smiley("list", check=0).stdout
+    assert "interrupted: the recording stopped before the program ended" in \
+        smiley("list", check=0).stdout
 
 
 def test_a_second_monitor_on_the_same_address_is_refused(smiley, monitor):
@@ -437,3 +438,29 @@ def test_stopping_the_monitor_while_the_database_is_locked(smiley, monitor):
     out, err = process.communicate(timeout=120)
     assert (process.returncode, out) == (0, "done\n")  # whatever became of its events
     assert smiley.last_run().id == running.id  # the run is there, with what was stored
+
+
+def test_a_killed_remote_program_is_told_from_a_blocked_one(smiley, monitor):
+    watcher = monitor("--quiet", "--lost-after", "2").start()
+    smiley.script("""\
+        import time
+        def block():
+            time.sleep(4)  # no events, but the sender says it is alive
+        print("blocking", flush=True)
+        block()
+        print("spinning", flush=True)
+        while True:
+            time.sleep(0.01)
+        """)
+    process = popen_remote(smiley, watcher.endpoint, "prog.py")
+    assert process.stdout.readline() == "blocking\n"
+    assert process.stdout.readline() == "spinning\n"
+    run = wait_for_run(smiley, status="running")  # blocked 4 s, not given up after 2
+    assert "interrupted" not in watcher.out
+    process.kill()
+    process.communicate(timeout=60)
+    run = wait_for_run(smiley, run.id, status="interrupted")
+    assert run.ended_at is None and "heard nothing from the program for 2 s" in run.notes
+    watcher.wait_for(lambda: "interrupted: nothing heard from it for 2 s" in watcher.out,
+                     "the monitor to give the run up")
+    assert watcher.stop() == 0

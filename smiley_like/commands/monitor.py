@@ -34,6 +34,9 @@ class Monitor(ErrorsAsOneLine, Command):
         parser.add_argument("--stall-after", type=float, default=10.0, metavar="SECONDS",
                             help="in --summary, call a thread stalled after this long "
                                  "without events (default: %(default)s)")
+        parser.add_argument("--lost-after", type=float, default=30.0, metavar="SECONDS",
+                            help="mark a run interrupted when nothing, not even a keepalive, "
+                                 "came from it for this long (default: %(default)s)")
         parser.add_argument("--no-locals", dest="show_locals", action="store_false",
                             help="leave arguments, locals and return values out of the "
                                  "events shown")
@@ -44,6 +47,9 @@ class Monitor(ErrorsAsOneLine, Command):
         if not 0 < parsed_args.refresh < 3600:
             raise UsageError(f"--refresh must be a number of seconds between 0 and 3600, not "
                              f"{parsed_args.refresh}")
+        if not 1 <= parsed_args.lost_after < 10**6:
+            raise UsageError(f"--lost-after must be a number of seconds from 1, not "
+                             f"{parsed_args.lost_after}")
         if not 0 <= parsed_args.stall_after < 10**6:
             raise UsageError(f"--stall-after must be a number of seconds from 0, not "
                              f"{parsed_args.stall_after}")
@@ -67,7 +73,8 @@ class Monitor(ErrorsAsOneLine, Command):
                     f"smiley-like: monitor listening on {listener.endpoint}, storing runs in "
                     f"'{parsed_args.database}' (Ctrl-C to stop)\n")
                 self.app.stderr.flush()
-                return monitor.watch(listener, store, printer, stderr=self.app.stderr)
+                return monitor.watch(listener, store, printer, stderr=self.app.stderr,
+                                     lost_after=parsed_args.lost_after)
             finally:
                 listener.close()
         finally:

@@ -50,7 +50,7 @@ def ended(run):
     elif run.status == "error":
         text = f"{run.exc_type} (exit {run.exit_code})"
     elif run.status == "interrupted" and run.ended_at is None:
-        text = "interrupted: the monitor stopped while recording it"
+        text = "interrupted: the recording stopped before the program ended"
     elif run.status == "interrupted":
         text = "interrupted (KeyboardInterrupt)"
     elif run.status == "abrupt":

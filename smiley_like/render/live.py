@@ -146,13 +146,13 @@ class LivePrinter:
                 self._queue.append(("end", run, info))
                 self._wake.notify()
 
-    def interrupted(self, run_ids):
-        """The monitor is stopping with these runs still open."""
+    def interrupted(self, run_ids, reason):
+        """These runs are no longer recorded here: the monitor stops, or they fell silent."""
         with self._lock:
             for run_id in run_ids:
                 run = self._runs.pop(run_id, None) or _Run(run_id, 0)
-                self._say(f"[{run.label}] interrupted: the monitor stopped while recording "
-                          f"it ({run.events} events received here)")
+                self._say(f"[{run.label}] interrupted: {reason} ({run.events} events received "
+                          "here)")
 
     def close(self):
         """Print what is queued (skipping batches not shown yet) and stop."""

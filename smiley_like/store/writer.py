@@ -325,6 +325,8 @@ class StoreWriter:
             LOG.warning("run %s: ignoring a batch from sequence number %d, which is "
                         "stored already", run_id, seq)
             return
+        if not events and not defs and seq == state.next_seq:
+            return  # a sender saying it is alive: nothing to store
         start_stacks = _copy_stacks(state.stacks)
         stacks = _copy_stacks(start_stacks)
         codes, stats = walk(stacks, seq, events)  # raises on malformed events: rejected
@@ -409,14 +411,16 @@ class StoreWriter:
         self._submit(store_abandon)
         self.flush()
 
-    def interrupt(self, note):
-        """We are stopping: mark every run still open here as interrupted; return their ids.
+    def interrupt(self, note, run_ids=None):
+        """Mark runs still open here (all, or *run_ids*) as interrupted; return their ids.
 
-        ``ended_at`` stays empty: the program may still be running, and a
-        monitor started later can take the run up again.
+        For when we stop, or hear nothing more from a run.  ``ended_at``
+        stays empty: the program may still be running, and a monitor that
+        hears from it again takes the run up where it was.
         """
-        run_ids = list(self.runs)
-        self.runs.clear()
+        run_ids = [run_id for run_id in (run_ids or list(self.runs)) if run_id in self.runs]
+        for run_id in run_ids:
+            del self.runs[run_id]
         for run_id in run_ids:
             self._submit(lambda conn, run_id=run_id: _close_run(conn, run_id, "interrupted",
                                                                 note, None))

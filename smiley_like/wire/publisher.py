@@ -32,6 +32,10 @@ from smiley_like.wire import codec
 
 LOG = logging.getLogger(__name__)
 
+#: Seconds an idle run waits before it sends an empty batch, so that a monitor
+#: can tell a program that is blocked from one that is gone.
+KEEPALIVE = 1.0
+
 
 class Publisher:
     """Batches events from the tracer and pushes them to a monitor or a private writer."""
@@ -67,6 +71,7 @@ class Publisher:
         self._defs_waiting = []  # definitions not sent yet
         self._all_defs = []  # every definition, for a receiver that connects later
         self._recent = collections.deque(maxlen=2 * hwm)  # event counts of the last messages
+        self._last_send = time.monotonic()
         self._dropping = False
         self._events_socket = None
         self._end = None
@@ -149,6 +154,7 @@ class Publisher:
                 self._wake.clear()
                 self._tick()
                 self._flush()
+                self._keep_alive()
             self._flush(final=True)
             self.lost += len(self.buffer)
             end = dict(self._end, sent=self.sent, lost=self.lost)
@@ -177,6 +183,12 @@ class Publisher:
                     time.monotonic() - started >= linger / 1000 * 0.9:
                 # Time ran out with messages possibly still queued for the receiver.
                 self.cut_short = sum(self._recent)
+
+    def _keep_alive(self):
+        """An idle run sends an empty batch now and then: the monitor knows it is alive."""
+        if time.monotonic() - self._last_send >= KEEPALIVE and self._introduced \
+                and not self._outbox and self._socket.poll(0, zmq.POLLOUT):
+            self._send_events(self._seq, [])
 
     def _tick(self):
         if self._on_tick is not None:
@@ -262,6 +274,7 @@ class Publisher:
         self._defs_waiting = []
         self.sent += count
         self._recent.append(count)
+        self._last_send = time.monotonic()
 
     def _writable(self):
         """Wait until the socket takes a message; False when we give up on it.
