@@ -17,9 +17,16 @@ import threading
 import time
 import tokenize
 
+from smiley_like.errors import UsageError
 from smiley_like.events import CALL, EXCEPTION, LINE, RETURN
 from smiley_like.tracer.capture import IGNORED
 from smiley_like.tracer.signals import SignalGuard
+
+try:
+    from smiley_like.tracer import _ctracer
+except ImportError as exc:  # not built: no compiler at install time, or another Python
+    _ctracer = None
+    _CTRACER_MISSING = str(exc)
 
 _real_settrace = sys.settrace
 _real_gettrace = sys.gettrace
@@ -35,6 +42,20 @@ _RESUMABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENE
 _NORMAL_EXITS = frozenset(dis.opmap[name] for name in ("RETURN_VALUE", "RETURN_CONST",
                                                        "YIELD_VALUE") if name in dis.opmap)
 _MAX_INTERNAL_ERRORS = 100
+TRACERS = ("c", "python")
+
+
+def choose_tracer(name="auto"):
+    """The tracer to record with: "c" or "python"; "auto" is c when it is built."""
+    name = (name or "auto").lower()
+    if name == "auto":
+        return "c" if _ctracer is not None else "python"
+    if name not in TRACERS:
+        raise UsageError(f"unknown tracer {name!r}: choose c, python or auto")
+    if name == "c" and _ctracer is None:
+        raise UsageError(f"the C tracer is not available ({_CTRACER_MISSING}); "
+                         "reinstall smiley-like with a C compiler, or use the python tracer")
+    return name
 
 
 def _display_path(path):
@@ -59,8 +80,13 @@ def read_source(path):
 class Recorder:
     """Installs the trace function in every thread and feeds the publisher."""
 
-    def __init__(self, file_filter, capture, publisher, *, trace_locals=True, stderr=None):
+    def __init__(self, file_filter, capture, publisher, *, trace_locals=True, stderr=None,
+                 tracer="auto"):
         self.filter = file_filter
+        self.tracer = choose_tracer(tracer)
+        # How a thread's trace function is put in place: from C, or through
+        # sys.settrace's trampoline.
+        self._install = _ctracer.install if self.tracer == "c" else _real_settrace
         self.capture = capture
         self.publisher = publisher
         self.trace_locals = trace_locals
@@ -96,7 +122,7 @@ class Recorder:
             threading.gettrace = lambda: self._user_thread_hook
         os.register_at_fork(after_in_child=self._after_fork_in_child)
         _real_threading_settrace(self._thread_started)
-        _real_settrace(self._tracer_for_this_thread())
+        self._install(self._tracer_for_this_thread())
 
     def stop(self):
         """Stop tracing and put the interpreter's own functions back."""
@@ -177,12 +203,32 @@ class Recorder:
         if not self._active:
             return None
         tracer = self._tracer_for_this_thread(new_thread=True)
-        _real_settrace(tracer)
+        self._install(tracer)
         return tracer(frame, event, arg)
 
     # -- the hot path --------------------------------------------------------
 
     def _make_tracer(self, thread_no):
+        if self.tracer == "c":
+            return self._make_c_tracer(thread_no)
+        return self._make_python_tracer(thread_no)
+
+    def _make_c_tracer(self, thread_no):
+        """The compiled equivalent of the Python tracer below, fed the same state."""
+        capture = self.capture
+        return _ctracer.Tracer(
+            thread_no=thread_no, buffer=self.publisher.buffer,
+            limit=self.publisher.max_buffered, wait_for_room=self.publisher.wait_for_room,
+            codes=self._codes, register_code=self._register_code,
+            update=capture.update, deleted=capture.deleted, changes=capture.changes,
+            text=capture.text, message=capture.message, stable=capture._stable,
+            trace_locals=self.trace_locals, pending=self._signals.pending,
+            raise_pending=self._raise_pending, interrupted=self._interrupted,
+            internal_error=self._internal_error, module_codes=self._module_codes,
+            resumable=self._resumable, ignored=self._ignored, ignored_marker=IGNORED,
+            normal_exits=_NORMAL_EXITS)
+
+    def _make_python_tracer(self, thread_no):
         buffer = self.publisher.buffer
         append = buffer.append
         now = time.perf_counter_ns
@@ -298,7 +344,7 @@ class Recorder:
         def restore(_frame, _event, _arg):
             _real_setprofile(previous)
             if self._active:
-                _real_settrace(tracer)
+                self._install(tracer)
                 if local is not None and frame.f_trace is None:
                     frame.f_trace = local
                 self._note("a signal handler's exception went through the tracer; "
@@ -334,7 +380,7 @@ class Recorder:
                 tracer = self._tracers.get(ident)
                 if tracer is not None:
                     self.notes.append(f"tracing resumed in thread {threading.current_thread().name}")
-                    _real_settrace(tracer)
+                    self._install(tracer)
             return
         self._user_trace[ident] = func
         self._note_displaced("sys.settrace", sys._getframe(1))

@@ -65,7 +65,7 @@ class Recording:
                                    wait_for_receiver=wait_for_receiver)
         self.recorder = Recorder(FileFilter(**self.filter_options), self.capture,
                                  self.publisher, trace_locals=self.trace_locals,
-                                 stderr=self.stderr)
+                                 stderr=self.stderr, tracer=self.settings.tracer)
         self.publisher.start(self._run_info())
         atexit.register(self.finish)
         os._exit = self._os_exit
@@ -80,6 +80,7 @@ class Recording:
             "python": platform.python_version(),
             "hostname": socket.gethostname(),
             "options": {"trace_locals": self.trace_locals,
+                        "tracer": self.recorder.tracer,
                         "max_repr": self.settings.max_repr,
                         "max_depth": self.settings.max_depth,
                         **{key: list(value) if isinstance(value, tuple) else value
