@@ -82,6 +82,7 @@ typedef struct {
     PyObject *resumable;      /* set of code ids */
     PyObject *ignored;        /* dict: code id -> names */
     PyObject *ignored_marker; /* capture.IGNORED */
+    Py_ssize_t max_repr;      /* Capture.max_repr */
     unsigned char normal_exit[256];
     CodeInfo *table;          /* open addressing, keyed by code object address */
     Py_ssize_t table_size;    /* a power of two */
@@ -96,6 +97,7 @@ typedef struct {
     PyObject *objs, *texts, *marks;   /* the state Capture works on */
     Py_ssize_t nseen;
     PyObject **seen;                  /* per fast local: the object last seen, or IGNORED */
+    PyTypeObject **seen_stable;       /* per fast local: its type, if that type is stable */
 } FrameTracer;
 
 static PyTypeObject TracerType;
@@ -140,6 +142,12 @@ steal_tuple(Py_ssize_t n, PyObject **items)
         goto fail;
     for (i = 0; i < n; i++)
         PyTuple_SET_ITEM(tuple, i, items[i]);
+    /* Events hold numbers, text and dicts of text: no cycles.  Untracked, the
+     * collector does not walk a full buffer at every collection. */
+    for (i = 0; i < n; i++)
+        if (PyObject_GC_IsTracked(items[i]))
+            return tuple;
+    PyObject_GC_UnTrack(tuple);
     return tuple;
 fail:
     for (i = 0; i < n; i++)
@@ -308,13 +316,15 @@ frame_tracer_new(Tracer *t, CodeInfo *info, PyCodeObject *code)
     ft->marks = PyDict_New();
     ft->nseen = 0;
     ft->seen = NULL;
+    ft->seen_stable = NULL;
     PyObject_GC_Track(ft);
     if (ft->objs == NULL || ft->texts == NULL || ft->marks == NULL)
         goto fail;
     if (code->co_flags & CO_OPTIMIZED) {
         n = code->co_nlocalsplus;
         ft->seen = PyMem_Calloc((size_t)(n ? n : 1), sizeof(PyObject *));
-        if (ft->seen == NULL) {
+        ft->seen_stable = PyMem_Calloc((size_t)(n ? n : 1), sizeof(PyTypeObject *));
+        if (ft->seen == NULL || ft->seen_stable == NULL) {
             PyErr_NoMemory();
             goto fail;
         }
@@ -347,6 +357,100 @@ frame_tracer_new(Tracer *t, CodeInfo *info, PyCodeObject *code)
 fail:
     Py_DECREF(ft);
     return NULL;
+}
+
+/* Capture.text of a value whose text is plain repr() there (an exact int,
+ * float, bool, None, or a str of at most max_repr characters) and fits in
+ * max_repr; NULL, with no exception, for anything else: Capture.text decides. */
+static PyObject *
+atomic_text(Tracer *t, PyObject *value)
+{
+    PyObject *text;
+    if (!(PyLong_CheckExact(value) || PyFloat_CheckExact(value) || PyBool_Check(value)
+          || value == Py_None
+          || (PyUnicode_CheckExact(value) && PyUnicode_GET_LENGTH(value) <= t->max_repr)))
+        return NULL;
+    text = PyObject_Repr(value);
+    if (text == NULL) {
+        PyErr_Clear();  /* an int too long to print: Capture.text has the words for it */
+        return NULL;
+    }
+    if (PyUnicode_GET_LENGTH(text) > t->max_repr) {
+        Py_DECREF(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* Capture.update for a local now bound to a new object whose text is
+ * *text* (stolen): the same state changes.  Returns the text if it differs
+ * from the local's last one, else None; NULL on error. */
+static PyObject *
+update_new(FrameTracer *ft, PyObject *name, PyObject *value, PyObject *text)
+{
+    PyObject *previous;
+    int same;
+    if (PyDict_SetItem(ft->objs, name, value) < 0)
+        goto fail;
+    if (PyDict_GET_SIZE(ft->marks)) {
+        if ((same = PyDict_Contains(ft->marks, name)) < 0
+                || (same && PyDict_DelItem(ft->marks, name) < 0))
+            goto fail;
+    }
+    previous = PyDict_GetItemWithError(ft->texts, name);
+    if (previous == NULL && PyErr_Occurred())
+        goto fail;
+    if (previous != NULL) {
+        if ((same = PyObject_RichCompareBool(previous, text, Py_EQ)) < 0)
+            goto fail;
+        if (same) {
+            Py_DECREF(text);
+            Py_RETURN_NONE;
+        }
+    }
+    if (PyDict_SetItem(ft->texts, name, text) < 0)
+        goto fail;
+    return text;
+fail:
+    Py_DECREF(text);
+    return NULL;
+}
+
+/* True if the list or dict *value* still has the length and the very same
+ * leading elements as its *mark* (capture._same_mark); false means "ask
+ * Capture.update", which decides for every other case. */
+static int
+same_mark(PyObject *value, PyObject *mark)
+{
+    PyObject *keys, *values, *key, *item;
+    Py_ssize_t count, n, i, pos = 0;
+    if (mark == NULL || !PyTuple_CheckExact(mark) || PyTuple_GET_SIZE(mark) != 3)
+        return 0;
+    count = PyLong_AsSsize_t(PyTuple_GET_ITEM(mark, 0));
+    if (count == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    keys = PyTuple_GET_ITEM(mark, 1);
+    values = PyTuple_GET_ITEM(mark, 2);
+    if (!PyList_CheckExact(keys))
+        return 0;
+    n = PyList_GET_SIZE(keys);
+    if (PyList_CheckExact(value)) {
+        if (PyList_GET_SIZE(value) != count || n > count)
+            return 0;
+        for (i = 0; i < n; i++)
+            if (PyList_GET_ITEM(value, i) != PyList_GET_ITEM(keys, i))
+                return 0;
+        return 1;
+    }
+    if (!PyDict_CheckExact(value) || PyDict_GET_SIZE(value) != count || n > count
+            || !PyList_CheckExact(values) || PyList_GET_SIZE(values) != n)
+        return 0;
+    for (i = 0; i < n && PyDict_Next(value, &pos, &key, &item); i++)
+        if (key != PyList_GET_ITEM(keys, i) || item != PyList_GET_ITEM(values, i))
+            return 0;
+    return i == n;
 }
 
 /* The locals that changed since the frame's last event: a new dict, or
@@ -384,23 +488,31 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code)
             value = PyCell_GET(value);
         old = ft->seen[i];
         if (value == NULL) {
-            if (old != NULL && old != t->ignored_marker)
+            if (old != NULL && old != t->ignored_marker) {
                 Py_CLEAR(ft->seen[i]);
+                ft->seen_stable[i] = NULL;
+            }
             continue;
         }
         count++;
         if (old == t->ignored_marker)
             continue;
-        if (old == value) {
-            stable = PySet_Contains(t->stable, (PyObject *)Py_TYPE(value));
-            if (stable < 0)
+        if (old == value && Py_TYPE(value) == ft->seen_stable[i])
+            continue;
+        name = PyTuple_GET_ITEM(code->co_localsplusnames, i);
+        if (old == value && (PyList_CheckExact(value) || PyDict_CheckExact(value))) {
+            PyObject *mark = PyDict_GetItemWithError(ft->marks, name);
+            if (mark == NULL && PyErr_Occurred())
                 goto fail;
-            if (stable)
+            if (same_mark(value, mark))
                 continue;
         }
-        name = PyTuple_GET_ITEM(code->co_localsplusnames, i);
         Py_INCREF(value);  /* the update may run code that rebinds the local */
-        {
+        if (old != value && (text = atomic_text(t, value)) != NULL)
+            text = update_new(ft, name, value, text);
+        else if (PyErr_Occurred())
+            text = NULL;
+        else {
             PyObject *args[5] = {name, value, ft->objs, ft->texts, ft->marks};
             text = PyObject_Vectorcall(t->update, args, 5, NULL);
         }
@@ -408,6 +520,13 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code)
             Py_DECREF(value);
             goto fail;
         }
+        stable = PySet_Contains(t->stable, (PyObject *)Py_TYPE(value));
+        if (stable < 0) {
+            Py_DECREF(value);
+            Py_DECREF(text);
+            goto fail;
+        }
+        ft->seen_stable[i] = stable ? Py_TYPE(value) : NULL;
         Py_XSETREF(ft->seen[i], value);
         if (text != Py_None) {
             if (changed == NULL && (changed = PyDict_New()) == NULL) {
@@ -705,21 +824,21 @@ Tracer_init(Tracer *self, PyObject *args, PyObject *kwds)
         "thread_no", "buffer", "limit", "wait_for_room", "codes", "register_code",
         "update", "deleted", "changes", "text", "message", "stable", "trace_locals",
         "pending", "raise_pending", "interrupted", "internal_error", "module_codes",
-        "resumable", "ignored", "ignored_marker", "normal_exits", NULL};
+        "resumable", "ignored", "ignored_marker", "normal_exits", "max_repr", NULL};
     PyObject *thread_no, *buffer, *wait_for_room, *codes, *register_code, *update,
         *deleted, *changes, *text, *message, *stable, *pending, *raise_pending,
         *interrupted, *internal_error, *module_codes, *resumable, *ignored,
         *ignored_marker, *normal_exits, *iter, *item;
-    Py_ssize_t limit;
+    Py_ssize_t limit, max_repr;
     int trace_locals;
 
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "OO!nOO!OOOOOOO!pO!OOOO!O!O!OO:Tracer", kwlist,
+            args, kwds, "OO!nOO!OOOOOOO!pO!OOOO!O!O!OOn:Tracer", kwlist,
             &thread_no, &PyList_Type, &buffer, &limit, &wait_for_room, &PyDict_Type, &codes,
             &register_code, &update, &deleted, &changes, &text, &message, &PySet_Type,
             &stable, &trace_locals, &PyList_Type, &pending, &raise_pending, &interrupted,
             &internal_error, &PySet_Type, &module_codes, &PySet_Type, &resumable,
-            &PyDict_Type, &ignored, &ignored_marker, &normal_exits))
+            &PyDict_Type, &ignored, &ignored_marker, &normal_exits, &max_repr))
         return -1;
 #define KEEP(field) Py_INCREF(field); Py_XSETREF(self->field, field)
     KEEP(thread_no); KEEP(buffer); KEEP(wait_for_room); KEEP(codes); KEEP(register_code);
@@ -728,6 +847,7 @@ Tracer_init(Tracer *self, PyObject *args, PyObject *kwds)
     KEEP(module_codes); KEEP(resumable); KEEP(ignored); KEEP(ignored_marker);
 #undef KEEP
     self->limit = limit;
+    self->max_repr = max_repr;
     self->trace_locals = trace_locals;
     memset(self->normal_exit, 0, sizeof(self->normal_exit));
     iter = PyObject_GetIter(normal_exits);
@@ -885,6 +1005,7 @@ FrameTracer_dealloc(FrameTracer *self)
     PyObject_GC_UnTrack(self);
     FrameTracer_clear(self);
     PyMem_Free(self->seen);
+    PyMem_Free(self->seen_stable);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
