@@ -102,6 +102,9 @@ typedef struct {
 
 static PyTypeObject TracerType;
 static PyTypeObject FrameTracerType;
+/* Non-zero while this thread runs our event handling: a signal handler that
+ * runs then is in our code, though the frame it is given is the program's. */
+static _Thread_local int inside_tracer;
 static PyObject *str_qualname;
 static PyObject *kind_objs[4];
 
@@ -370,9 +373,11 @@ atomic_text(Tracer *t, PyObject *value)
           || value == Py_None
           || (PyUnicode_CheckExact(value) && PyUnicode_GET_LENGTH(value) <= t->max_repr)))
         return NULL;
-    text = PyObject_Repr(value);
+    /* tp_repr itself: PyObject_Repr would run pending signal handlers here */
+    text = Py_TYPE(value)->tp_repr(value);
     if (text == NULL) {
-        PyErr_Clear();  /* an int too long to print: Capture.text has the words for it */
+        if (PyErr_ExceptionMatches(PyExc_ValueError))
+            PyErr_Clear();  /* an int too long to print: Capture.text has words for it */
         return NULL;
     }
     if (PyUnicode_GET_LENGTH(text) > t->max_repr) {
@@ -579,8 +584,20 @@ fail:
 
 /* A 'call' event.  Returns a new FrameTracer for the frame, or NULL: with an
  * exception set if one must go into the program, else the frame is not traced. */
+static FrameTracer *handle_call_inner(Tracer *t, PyFrameObject *frame);
+
 static FrameTracer *
 handle_call(Tracer *t, PyFrameObject *frame)
+{
+    FrameTracer *ft;
+    inside_tracer++;
+    ft = handle_call_inner(t, frame);
+    inside_tracer--;
+    return ft;
+}
+
+static FrameTracer *
+handle_call_inner(Tracer *t, PyFrameObject *frame)
 {
     PyCodeObject *code = PyFrame_GetCode(frame);
     CodeInfo *info;
@@ -644,8 +661,21 @@ error:
 }
 
 /* A 'line', 'return' or 'exception' event of a traced frame.  0 or -1. */
+static int handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what,
+                              PyObject *arg);
+
 static int
 handle_local(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *arg)
+{
+    int result;
+    inside_tracer++;
+    result = handle_local_inner(ft, frame, what, arg);
+    inside_tracer--;
+    return result;
+}
+
+static int
+handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *arg)
 {
     Tracer *t = ft->tracer;
     PyCodeObject *code;
@@ -1057,7 +1087,15 @@ install(PyObject *module, PyObject *tracer)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+in_tracer(PyObject *module, PyObject *unused)
+{
+    return PyBool_FromLong(inside_tracer > 0);
+}
+
 static PyMethodDef module_methods[] = {
+    {"in_tracer", in_tracer, METH_NOARGS,
+     "in_tracer(): True while this thread is inside the C tracer's event handling."},
     {"install", install, METH_O,
      "install(tracer): make *tracer* this thread's trace function (None removes it)."},
     {NULL, NULL, 0, NULL},
