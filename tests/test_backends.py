@@ -209,15 +209,52 @@ def _normal(value):
 
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 def test_same_events(smiley, name):
+    same_events(smiley, name, ())
+
+
+@pytest.mark.parametrize("options", [("--no-locals",), ("--calls-only",)])
+@pytest.mark.parametrize("name", ["functions", "generators"])
+def test_same_events_with_options(smiley, name, options):
+    same_events(smiley, name, options)
+
+
+def same_events(smiley, name, options):
     plain = python(smiley.directory, smiley.script(PROGRAMS[name]))
     streams = {}
     for tracer in ("python", "c"):
-        result = smiley("run", "prog.py", env={"SMILEY_LIKE_TRACER": tracer}, check=0)
+        result = smiley("run", *options, "prog.py", env={"SMILEY_LIKE_TRACER": tracer},
+                        check=0)
         assert result.stdout == plain.stdout  # the program behaves as under python
         assert smiley.last_run().status == "finished"
         streams[tracer] = stream(smiley)
     assert len(streams["c"]) > 20
     assert streams["c"] == streams["python"]
+
+
+def test_calls_only_records_calls_and_returns_without_lines(smiley):
+    """Under the tracer this suite runs with (SMILEY_LIKE_TRACER)."""
+    smiley.record("""\
+        def add(a, b):
+            total = a + b
+            return total
+
+        def fail():
+            raise KeyError("k")
+
+        try:
+            fail()
+        except KeyError:
+            pass
+        print(add(1, 2))
+        """, options=("--calls-only",))
+    flow = [(kind, function) for kind, function, _ in smiley.flow()]
+    assert "line" not in {kind for kind, _ in flow}
+    assert ("exception", "fail") in flow
+    calls = {e.code.name: e for e in smiley.events() if e.kind == 0}
+    returns = {e.code.name: e for e in smiley.events() if e.kind == 2}
+    assert calls["add"].value == {"a": "1", "b": "2"}
+    assert returns["add"].value == "3" and returns["add"].changes is None
+    assert returns["fail"].raised == "KeyError"
 
 
 def test_tracer_is_recorded(smiley):

@@ -74,6 +74,9 @@ class Run(ErrorsAsOneLine, Command):
                                  f"environment: {config.ENV_PREFIX}SOCKET)")
         parser.add_argument("--no-locals", dest="trace_locals", action="store_false",
                             help="do not record arguments or local variables (return values are kept)")
+        parser.add_argument("--calls-only", action="store_true",
+                            help="record calls, returns and exceptions (with arguments and "
+                                 "return values) but no lines: the cheapest recording")
         parser.add_argument("--tracer", choices=("auto", *TRACERS), default=settings.tracer,
                             help="the trace function: c (compiled, fast), python, or auto: c "
                                  "when it is built (default: %(default)s; "
@@ -121,6 +124,7 @@ class Run(ErrorsAsOneLine, Command):
         recording = Recording(
             target, database=parsed_args.database, settings=settings,
             remote=parsed_args.socket if parsed_args.remote else None, trace_locals=parsed_args.trace_locals,
+            calls_only=parsed_args.calls_only,
             filter_options={"trace_stdlib": parsed_args.trace_stdlib,
                             "trace_site_packages": parsed_args.trace_site_packages,
                             "include": tuple(parsed_args.include),

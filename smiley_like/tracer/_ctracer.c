@@ -74,6 +74,7 @@ typedef struct {
     PyObject *message;
     PyObject *stable;         /* set of types (Capture._stable) */
     int trace_locals;
+    int calls_only;           /* no line events, no changed locals at return */
     PyObject *pending;        /* list (SignalGuard.pending) */
     PyObject *raise_pending;
     PyObject *interrupted;
@@ -648,6 +649,8 @@ handle_call_inner(Tracer *t, PyFrameObject *frame)
     if (emit(t, steal_tuple(6, items)) < 0)
         goto error;
     Py_DECREF(code);
+    if (t->calls_only)
+        frame->f_trace_lines = 0;
     if (check_pending(t, frame) < 0) {
         Py_DECREF(ft);
         return NULL;
@@ -686,7 +689,7 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
     Py_INCREF(t);
     code = PyFrame_GetCode(frame);
     if (what == PyTrace_LINE || what == PyTrace_RETURN) {
-        if (t->trace_locals) {
+        if (t->trace_locals && !(what == PyTrace_RETURN && t->calls_only)) {
             if ((changed = frame_changes(ft, frame, code)) == NULL)
                 goto error;
         }
@@ -853,20 +856,20 @@ Tracer_init(Tracer *self, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {
         "thread_no", "buffer", "limit", "wait_for_room", "codes", "register_code",
         "update", "deleted", "changes", "text", "message", "stable", "trace_locals",
-        "pending", "raise_pending", "interrupted", "internal_error", "module_codes",
+        "calls_only", "pending", "raise_pending", "interrupted", "internal_error", "module_codes",
         "resumable", "ignored", "ignored_marker", "normal_exits", "max_repr", NULL};
     PyObject *thread_no, *buffer, *wait_for_room, *codes, *register_code, *update,
         *deleted, *changes, *text, *message, *stable, *pending, *raise_pending,
         *interrupted, *internal_error, *module_codes, *resumable, *ignored,
         *ignored_marker, *normal_exits, *iter, *item;
     Py_ssize_t limit, max_repr;
-    int trace_locals;
+    int trace_locals, calls_only;
 
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "OO!nOO!OOOOOOO!pO!OOOO!O!O!OOn:Tracer", kwlist,
+            args, kwds, "OO!nOO!OOOOOOO!ppO!OOOO!O!O!OOn:Tracer", kwlist,
             &thread_no, &PyList_Type, &buffer, &limit, &wait_for_room, &PyDict_Type, &codes,
             &register_code, &update, &deleted, &changes, &text, &message, &PySet_Type,
-            &stable, &trace_locals, &PyList_Type, &pending, &raise_pending, &interrupted,
+            &stable, &trace_locals, &calls_only, &PyList_Type, &pending, &raise_pending, &interrupted,
             &internal_error, &PySet_Type, &module_codes, &PySet_Type, &resumable,
             &PyDict_Type, &ignored, &ignored_marker, &normal_exits, &max_repr))
         return -1;
@@ -879,6 +882,7 @@ Tracer_init(Tracer *self, PyObject *args, PyObject *kwds)
     self->limit = limit;
     self->max_repr = max_repr;
     self->trace_locals = trace_locals;
+    self->calls_only = calls_only;
     memset(self->normal_exit, 0, sizeof(self->normal_exit));
     iter = PyObject_GetIter(normal_exits);
     if (iter == NULL)

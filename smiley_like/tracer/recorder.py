@@ -81,7 +81,7 @@ class Recorder:
     """Installs the trace function in every thread and feeds the publisher."""
 
     def __init__(self, file_filter, capture, publisher, *, trace_locals=True, stderr=None,
-                 tracer="auto"):
+                 tracer="auto", calls_only=False):
         self.filter = file_filter
         self.tracer = choose_tracer(tracer)
         # How a thread's trace function is put in place: from C, or through
@@ -90,6 +90,9 @@ class Recorder:
         self.capture = capture
         self.publisher = publisher
         self.trace_locals = trace_locals
+        # No line events: traced frames get f_trace_lines = False, and a
+        # return event carries no changed locals.
+        self.calls_only = calls_only
         self.notes = []  # what the run should remember: displaced tracing, our own errors
         self._stderr = stderr or sys.stderr
         self._codes = {}  # code object -> code id, or None for code we skip
@@ -222,7 +225,8 @@ class Recorder:
             codes=self._codes, register_code=self._register_code,
             update=capture.update, deleted=capture.deleted, changes=capture.changes,
             text=capture.text, message=capture.message, stable=capture._stable,
-            trace_locals=self.trace_locals, pending=self._signals.pending,
+            trace_locals=self.trace_locals, calls_only=self.calls_only,
+            pending=self._signals.pending,
             raise_pending=self._raise_pending, interrupted=self._interrupted,
             internal_error=self._internal_error, module_codes=self._module_codes,
             resumable=self._resumable, ignored=self._ignored, ignored_marker=IGNORED,
@@ -238,6 +242,8 @@ class Recorder:
         snapshot, changes, text = capture.snapshot, capture.changes, capture.text
         message = capture.message
         trace_locals = self.trace_locals
+        calls_only = self.calls_only
+        locals_at_return = trace_locals and not calls_only
         publisher = self.publisher
         internal_error = self._internal_error
         interrupted = self._interrupted
@@ -289,7 +295,7 @@ class Recorder:
                                 changes(frame.f_locals, objs, texts, marks) if trace_locals else None))
                     elif event == "return":
                         changed = changes(frame.f_locals, objs, texts, marks) \
-                            if trace_locals else None
+                            if locals_at_return else None
                         if frame.f_code.co_code[frame.f_lasti] in _NORMAL_EXITS:
                             append((RETURN, thread_no, now(), frame.f_lineno, text(arg), changed))
                         else:
@@ -311,6 +317,8 @@ class Recorder:
 
             if code_id in resumable:
                 trace_local.smiley_state = (objs, texts, marks)
+            if calls_only:
+                frame.f_trace_lines = False
             if pending:
                 raise_pending(frame)
             return trace_local
