@@ -118,11 +118,22 @@ MODES = (
          command=lambda c: [c.python, DRIVER, c.timing_file, c.script, *c.args]),
     Mode("noop-settrace", timed_inside=True, cheap=True,
          command=lambda c: [c.python, DRIVER, "--noop", c.timing_file, c.script, *c.args]),
+    # smiley-like's default tracer is the compiled one when it is built; the
+    # Python tracer is measured beside it with --tracer python.
     Mode("smiley-like", records=True,
          command=lambda c: [c.smiley, "run", "--database", c.database, c.script, *c.args]),
     Mode("smiley-like --no-locals", records=True,
          command=lambda c: [c.smiley, "run", "--no-locals", "--database", c.database,
                             c.script, *c.args]),
+    Mode("smiley-like --calls-only", records=True,
+         command=lambda c: [c.smiley, "run", "--calls-only", "--database", c.database,
+                            c.script, *c.args]),
+    Mode("smiley-like --tracer python", records=True,
+         command=lambda c: [c.smiley, "run", "--tracer", "python", "--database", c.database,
+                            c.script, *c.args]),
+    Mode("smiley-like --tracer python --no-locals", records=True,
+         command=lambda c: [c.smiley, "run", "--tracer", "python", "--no-locals",
+                            "--database", c.database, c.script, *c.args]),
 )
 MODE_BY_NAME = {mode.name: mode for mode in MODES}
 BASE_MODE = "untraced"
