@@ -7,6 +7,7 @@ smiley-like records with its pure-Python tracer.
 
 import platform
 import sys
+import sysconfig
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -34,7 +35,10 @@ class OptionalBuildExt(build_ext):
 
 
 ext_modules = []
-if platform.python_implementation() == "CPython" and (3, 11) <= sys.version_info < (3, 14):
+# The C tracer reads CPython's internal frame layout, which it knows for 3.11
+# to 3.13 with the GIL.
+if platform.python_implementation() == "CPython" and (3, 11) <= sys.version_info < (3, 14) \
+        and not sysconfig.get_config_var("Py_GIL_DISABLED"):
     ext_modules.append(Extension("smiley_like.tracer._ctracer",
                                  sources=["smiley_like/tracer/_ctracer.c"],
                                  extra_compile_args=["-O2"] if sys.platform != "win32" else []))

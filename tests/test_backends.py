@@ -3,9 +3,7 @@
 Each program is recorded once per tracer (selected with SMILEY_LIKE_TRACER)
 and the event streams are compared whole: kind, thread, function, line,
 value, changed locals, raised exception, depth.  Only times and object
-addresses (``at 0x...`` in default reprs, a thread's state and ident in its repr,
-which race with its end)
-may differ.
+addresses (``at 0x...`` in default reprs) may differ.
 """
 
 import os
@@ -21,7 +19,7 @@ pytestmark = pytest.mark.skipif(
     _ctracer is None and os.environ.get("SMILEY_LIKE_TRACER") != "c",
     reason="the C tracer is not built")
 
-_ADDRESS = re.compile(r" at 0x[0-9a-f]+|(?<=\(one|\(two), \w+ [0-9]+")
+_ADDRESS = re.compile(r" at 0x[0-9a-f]+")
 
 PROGRAMS = {
     "functions": """
@@ -183,10 +181,16 @@ PROGRAMS = {
                 acc += i * i
             results[name] = acc
 
+        class Runner:  # holds the threads out of sight: a Thread's repr races with its state
+
+            def go(self, name):
+                self.thread = threading.Thread(target=work, args=(name, 20), name=name)
+                self.thread.start()
+                self.thread.join()
+
+        runner = Runner()
         for name in ("one", "two"):  # one after the other: thread numbers are fixed
-            thread = threading.Thread(target=work, args=(name, 20), name=name)
-            thread.start()
-            thread.join()
+            runner.go(name)
         print(sorted(results.items()))
     """,
 }
