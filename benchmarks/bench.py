@@ -36,7 +36,13 @@ checked against the chunks and the ``lost_events`` column), checkpointed
 file, for bytes per event.  Each workload prints a checksum line; a mode whose
 output differs from the untraced one is reported.
 
-Sizes: smiley-like slows these programs down 60-260 times (with locals), so
+Modes: the default ``smiley-like`` records with the compiled tracer when it
+is built (see ``show``'s Tracer field); ``--tracer python`` modes measure the
+pure-Python tracer beside it.  ``benchmarks/tracer_cost.py`` measures the
+trace functions alone, without the publisher and the writer.
+
+Sizes: smiley-like slows these programs down 60-260 times (with locals, with
+the Python tracer; about a third of that with the compiled one), so
 the default sizes take only about 0.05-0.15 s untraced, which keeps the
 default run (5 repetitions, ~95 s each on 2 CPUs) under ten minutes.  At
 those sizes the untraced figure, the denominator of every ratio, carries the
