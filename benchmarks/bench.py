@@ -36,7 +36,13 @@ checked against the chunks and the ``lost_events`` column), checkpointed
 file, for bytes per event.  Each workload prints a checksum line; a mode whose
 output differs from the untraced one is reported.
 
-Sizes: smiley-like slows these programs down 60-260 times (with locals), so
+Modes: the default ``smiley-like`` records with the compiled tracer when it
+is built (see ``show``'s Tracer field); ``--tracer python`` modes measure the
+pure-Python tracer beside it.  ``benchmarks/tracer_cost.py`` measures the
+trace functions alone, without the publisher and the writer.
+
+Sizes: smiley-like slows these programs down 60-260 times (with locals, with
+the Python tracer; about a third of that with the compiled one), so
 the default sizes take only about 0.05-0.15 s untraced, which keeps the
 default run (5 repetitions, ~95 s each on 2 CPUs) under ten minutes.  At
 those sizes the untraced figure, the denominator of every ratio, carries the
@@ -121,11 +127,22 @@ MODES = (
          command=lambda c: [c.python, DRIVER, c.timing_file, c.script, *c.args]),
     Mode("noop-settrace", timed_inside=True, cheap=True,
          command=lambda c: [c.python, DRIVER, "--noop", c.timing_file, c.script, *c.args]),
+    # smiley-like's default tracer is the compiled one when it is built; the
+    # Python tracer is measured beside it with --tracer python.
     Mode("smiley-like", records=True,
          command=lambda c: [c.smiley, "run", "--database", c.database, c.script, *c.args]),
     Mode("smiley-like --no-locals", records=True,
          command=lambda c: [c.smiley, "run", "--no-locals", "--database", c.database,
                             c.script, *c.args]),
+    Mode("smiley-like --calls-only", records=True,
+         command=lambda c: [c.smiley, "run", "--calls-only", "--database", c.database,
+                            c.script, *c.args]),
+    Mode("smiley-like --tracer python", records=True,
+         command=lambda c: [c.smiley, "run", "--tracer", "python", "--database", c.database,
+                            c.script, *c.args]),
+    Mode("smiley-like --tracer python --no-locals", records=True,
+         command=lambda c: [c.smiley, "run", "--tracer", "python", "--no-locals",
+                            "--database", c.database, c.script, *c.args]),
     Mode("smiley-like --remote", records=True, monitor=True,
          command=lambda c: [c.smiley, "run", "--remote", "--socket", c.endpoint, c.script,
                             *c.args]),

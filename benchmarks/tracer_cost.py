@@ -1,7 +1,8 @@
 """Nanoseconds per event of the trace function alone, in-process, next to a no-op tracer.
 
 bench.py measures whole runs (tracer, publisher, writer, database).  This
-isolates the hot path: it installs smiley-like's trace function with a
+isolates the hot path: it installs smiley-like's trace functions (the
+Python one and, if built, the compiled one) with a
 stand-in publisher that only keeps the buffer, so neither the sender thread
 nor the writer take any time, and times small functions under it.  It then
 times msgpack packing of the events they produced, which the publisher thread
@@ -19,7 +20,7 @@ import time
 
 from smiley_like.tracer.capture import Capture
 from smiley_like.tracer.filters import FileFilter
-from smiley_like.tracer.recorder import Recorder, _real_settrace
+from smiley_like.tracer.recorder import Recorder, _ctracer, _real_settrace
 from smiley_like.wire import codec
 
 
@@ -55,26 +56,29 @@ def loop(n):
 
 
 WORKLOADS = {"fib": (fib, 18), "loop": (loop, 20000)}
+MODES = (("python --no-locals", False, "python"), ("python", True, "python"),
+         ("c --no-locals", False, "c"), ("c", True, "c"))
 
 
 def noop(frame, event, arg):
     return noop
 
 
-def timed(function, argument, tracer):
-    _real_settrace(tracer)
+def timed(function, argument, tracer, install=_real_settrace):
+    install(tracer)
     start = time.perf_counter()
     function(argument)
     elapsed = time.perf_counter() - start
-    _real_settrace(None)
+    install(None)
     return elapsed
 
 
-def ours(trace_locals):
+def ours(trace_locals, tracer):
     publisher = BufferOnly()
-    recorder = Recorder(FileFilter(), Capture(), publisher, trace_locals=trace_locals)
+    recorder = Recorder(FileFilter(), Capture(), publisher, trace_locals=trace_locals,
+                        tracer=tracer)
     recorder._active = True  # what start() does, without installing it everywhere
-    return publisher, recorder._make_tracer(0)
+    return publisher, recorder._make_tracer(0), recorder._install
 
 
 def measure(name, repeat):
@@ -86,11 +90,13 @@ def measure(name, repeat):
         best["untraced"] = min(best.get("untraced", 1e9), timed(function, argument, None))
         best["no-op tracer"] = min(best.get("no-op tracer", 1e9),
                                    timed(function, argument, noop))
-        for label, trace_locals in (("ours --no-locals", False), ("ours", True)):
-            publisher, tracer = ours(trace_locals)
-            best[label] = min(best.get(label, 1e9), timed(function, argument, tracer))
+        for label, trace_locals, kind in MODES:
+            if kind == "c" and _ctracer is None:
+                continue
+            publisher, tracer, install = ours(trace_locals, kind)
+            best[label] = min(best.get(label, 1e9), timed(function, argument, tracer, install))
             events = len(publisher.buffer)
-            if trace_locals:
+            if trace_locals and kind == "c":
                 start = time.perf_counter()
                 codec.pack(publisher.buffer)
                 packed_ns.append((time.perf_counter() - start) / events * 1e9)

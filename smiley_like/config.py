@@ -28,6 +28,7 @@ class Settings:
     repr_timeout: float = 2.0
     flush_timeout: float = 5.0
     busy_timeout: float = 10.0  # seconds to wait for a locked database
+    tracer: str = "auto"  # "c", "python", or "auto": c when it is built
 
 
 def _coerce(field, text, where):

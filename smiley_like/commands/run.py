@@ -10,6 +10,7 @@ from smiley_like import config
 from smiley_like.commands.base import ErrorsAsOneLine, add_database_option
 from smiley_like.errors import UsageError
 from smiley_like.tracer import runner
+from smiley_like.tracer.recorder import TRACERS, choose_tracer
 from smiley_like.tracer.session import Recording
 
 
@@ -73,6 +74,13 @@ class Run(ErrorsAsOneLine, Command):
                                  f"environment: {config.ENV_PREFIX}SOCKET)")
         parser.add_argument("--no-locals", dest="trace_locals", action="store_false",
                             help="do not record arguments or local variables (return values are kept)")
+        parser.add_argument("--calls-only", action="store_true",
+                            help="record calls, returns and exceptions (with arguments and "
+                                 "return values) but no lines: the cheapest recording")
+        parser.add_argument("--tracer", choices=("auto", *TRACERS), default=settings.tracer,
+                            help="the trace function: c (compiled, fast), python, or auto: c "
+                                 "when it is built (default: %(default)s; "
+                                 f"environment: {config.ENV_PREFIX}TRACER)")
         parser.add_argument("--max-repr", type=int, default=settings.max_repr, metavar="N",
                             help="longest text kept for one value (default: %(default)s)")
         parser.add_argument("--max-depth", type=int, default=settings.max_depth, metavar="N",
@@ -112,9 +120,11 @@ class Run(ErrorsAsOneLine, Command):
         settings.max_depth = max(parsed_args.max_depth, 1)
         settings.flush_timeout = parsed_args.flush_timeout
         settings.repr_timeout = parsed_args.repr_timeout
+        settings.tracer = choose_tracer(parsed_args.tracer)
         recording = Recording(
             target, database=parsed_args.database, settings=settings,
             remote=parsed_args.socket if parsed_args.remote else None, trace_locals=parsed_args.trace_locals,
+            calls_only=parsed_args.calls_only,
             filter_options={"trace_stdlib": parsed_args.trace_stdlib,
                             "trace_site_packages": parsed_args.trace_site_packages,
                             "include": tuple(parsed_args.include),

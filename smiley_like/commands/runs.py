@@ -110,6 +110,7 @@ class ShowRun(ErrorsAsOneLine, ShowOne):
             "Exit code": run.exit_code,
             "Exception": ": ".join(filter(None, [run.exc_type, run.exc_message])),
             "Python": run.python,
+            "Tracer": json.loads(run.options or "{}").get("tracer", "python"),
             "Host": run.hostname,
             "Pid": run.pid,
             "Events": run.event_count,

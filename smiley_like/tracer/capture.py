@@ -354,76 +354,83 @@ class Capture:
         return stable
 
     def snapshot(self, f_locals, objs, texts, marks):
-        """Fill the frame's state from *f_locals*; return {name: text} of them all."""
-        text = self.text
-        out = {}
-        for name, value in f_locals.items():
-            if objs.get(name) is IGNORED:
-                continue
-            objs[name] = value
-            out[name] = texts[name] = text(value)
-            tp = type(value)
-            if tp is list or tp is dict:
-                marks[name] = _mark(value, tp, self._shown or self._mark_elements)
-        return out
+        """Fill a new frame's state from *f_locals*; return {name: text} of them all."""
+        return self.changes(f_locals, objs, texts, marks) or {}
 
     def changes(self, f_locals, objs, texts, marks):
         """Update the frame's state; return {name: text} of what changed, or None.
+
+        A name still bound to the same object of a stable type is skipped
+        here (the compiled tracer makes the same check in C); every other
+        name goes to :meth:`update`, and names no longer present to
+        :meth:`deleted`.
+        """
+        stable = self._stable
+        update = self.update
+        get = objs.get
+        changed = None
+        for name, value in f_locals.items():
+            old = get(name, _MISSING)
+            if old is IGNORED or old is value and type(value) in stable:
+                continue
+            new = update(name, value, objs, texts, marks)
+            if new is not None:
+                if changed is None:
+                    changed = {}
+                changed[name] = new
+        # Every current name is in objs now, so extra names were deleted.
+        if len(objs) > len(f_locals):
+            changed = self.deleted(f_locals, objs, texts, marks, changed)
+        return changed
+
+    def update(self, name, value, objs, texts, marks):
+        """Record that local *name* holds *value*; return its new text, or None if unchanged.
 
         A name bound to the same object is unchanged if its type's text cannot
         change, or, for a list or dict of atomic values, if its length and the
         identities of its leading elements are the same (its *mark*); otherwise
         its text is recomputed and compared, so a list that was appended to
-        counts as changed.  Deleted names map to None.
+        counts as changed.
         """
-        stable = self._stable
-        changed = None
-        unstable = self._unstable
         text = self.text
-        get = objs.get
-        for name, value in f_locals.items():
-            old = get(name, _MISSING)
-            if old is IGNORED:
-                continue
-            if old is value:
-                tp = type(value)
-                if tp in stable or tp not in unstable and self.is_stable(tp):
-                    continue
-                if tp is list or tp is dict:
-                    mark = marks.get(name)
-                    if mark is not None and _same_mark(value, tp, mark):
-                        continue
-                    new = text(value)
-                    marks[name] = _mark(value, tp, self._shown or self._mark_elements)
-                else:
-                    new = text(value)
-                if new == texts[name]:
-                    continue
+        old = objs.get(name, _MISSING)
+        if old is value:
+            tp = type(value)
+            if tp in self._stable or tp not in self._unstable and self.is_stable(tp):
+                return None
+            if tp is list or tp is dict:
+                mark = marks.get(name)
+                if mark is not None and _same_mark(value, tp, mark):
+                    return None
+                new = text(value)
+                marks[name] = _mark(value, tp, self._shown or self._mark_elements)
             else:
                 new = text(value)
-                objs[name] = value
-                tp = type(value)
-                if tp is list or tp is dict:
-                    marks[name] = _mark(value, tp, self._shown or self._mark_elements)
-                else:
-                    marks.pop(name, None)
-                if texts.get(name) == new:
-                    continue
-            texts[name] = new
+            if new == texts[name]:
+                return None
+        else:
+            new = text(value)
+            objs[name] = value
+            tp = type(value)
+            if tp is list or tp is dict:
+                marks[name] = _mark(value, tp, self._shown or self._mark_elements)
+            else:
+                marks.pop(name, None)
+            if texts.get(name) == new:
+                return None
+        texts[name] = new
+        return new
+
+    def deleted(self, present, objs, texts, marks, changed):
+        """Drop the names no longer in *present* from the state; add them to *changed* as None."""
+        for name in [n for n in objs if n not in present and objs[n] is not IGNORED]:
+            del objs[name]
+            texts.pop(name, None)
+            marks.pop(name, None)
             if changed is None:
                 changed = {}
-            changed[name] = new
-        # Every current name is in objs now, so extra names were deleted.
-        if len(objs) > len(f_locals):
-            for name in [n for n in objs if n not in f_locals and objs[n] is not IGNORED]:
-                del objs[name]
-                texts.pop(name, None)
-                marks.pop(name, None)
-                if changed is None:
-                    changed = {}
-                changed[name] = None
+            changed[name] = None
         return changed
-
 
 _MISSING = object()
 IGNORED = object()  # in a frame's objs: a name that is never captured

@@ -17,9 +17,16 @@ import threading
 import time
 import tokenize
 
+from smiley_like.errors import UsageError
 from smiley_like.events import CALL, EXCEPTION, LINE, RETURN
 from smiley_like.tracer.capture import IGNORED
 from smiley_like.tracer.signals import SignalGuard
+
+try:
+    from smiley_like.tracer import _ctracer
+except ImportError as exc:  # not built: no compiler at install time, or another Python
+    _ctracer = None
+    _CTRACER_MISSING = str(exc)
 
 _real_settrace = sys.settrace
 _real_gettrace = sys.gettrace
@@ -35,6 +42,20 @@ _RESUMABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENE
 _NORMAL_EXITS = frozenset(dis.opmap[name] for name in ("RETURN_VALUE", "RETURN_CONST",
                                                        "YIELD_VALUE") if name in dis.opmap)
 _MAX_INTERNAL_ERRORS = 100
+TRACERS = ("c", "python")
+
+
+def choose_tracer(name="auto"):
+    """The tracer to record with: "c" or "python"; "auto" is c when it is built."""
+    name = (name or "auto").lower()
+    if name == "auto":
+        return "c" if _ctracer is not None else "python"
+    if name not in TRACERS:
+        raise UsageError(f"unknown tracer {name!r}: choose c, python or auto")
+    if name == "c" and _ctracer is None:
+        raise UsageError(f"the C tracer is not available ({_CTRACER_MISSING}); "
+                         "reinstall smiley-like with a C compiler, or use the python tracer")
+    return name
 
 
 def _display_path(path):
@@ -59,11 +80,19 @@ def read_source(path):
 class Recorder:
     """Installs the trace function in every thread and feeds the publisher."""
 
-    def __init__(self, file_filter, capture, publisher, *, trace_locals=True, stderr=None):
+    def __init__(self, file_filter, capture, publisher, *, trace_locals=True, stderr=None,
+                 tracer="auto", calls_only=False):
         self.filter = file_filter
+        self.tracer = choose_tracer(tracer)
+        # How a thread's trace function is put in place: from C, or through
+        # sys.settrace's trampoline.
+        self._install = _ctracer.install if self.tracer == "c" else _real_settrace
         self.capture = capture
         self.publisher = publisher
         self.trace_locals = trace_locals
+        # No line events: traced frames get f_trace_lines = False, and a
+        # return event carries no changed locals.
+        self.calls_only = calls_only
         self.notes = []  # what the run should remember: displaced tracing, our own errors
         self._stderr = stderr or sys.stderr
         self._codes = {}  # code object -> code id, or None for code we skip
@@ -96,7 +125,7 @@ class Recorder:
             threading.gettrace = lambda: self._user_thread_hook
         os.register_at_fork(after_in_child=self._after_fork_in_child)
         _real_threading_settrace(self._thread_started)
-        _real_settrace(self._tracer_for_this_thread())
+        self._install(self._tracer_for_this_thread())
 
     def stop(self):
         """Stop tracing and put the interpreter's own functions back."""
@@ -177,12 +206,33 @@ class Recorder:
         if not self._active:
             return None
         tracer = self._tracer_for_this_thread(new_thread=True)
-        _real_settrace(tracer)
+        self._install(tracer)
         return tracer(frame, event, arg)
 
     # -- the hot path --------------------------------------------------------
 
     def _make_tracer(self, thread_no):
+        if self.tracer == "c":
+            return self._make_c_tracer(thread_no)
+        return self._make_python_tracer(thread_no)
+
+    def _make_c_tracer(self, thread_no):
+        """The compiled equivalent of the Python tracer below, fed the same state."""
+        capture = self.capture
+        return _ctracer.Tracer(
+            thread_no=thread_no, buffer=self.publisher.buffer,
+            limit=self.publisher.max_buffered, wait_for_room=self.publisher.wait_for_room,
+            codes=self._codes, register_code=self._register_code,
+            update=capture.update, deleted=capture.deleted, changes=capture.changes,
+            text=capture.text, message=capture.message, stable=capture._stable,
+            trace_locals=self.trace_locals, calls_only=self.calls_only,
+            pending=self._signals.pending,
+            raise_pending=self._raise_pending, interrupted=self._interrupted,
+            internal_error=self._internal_error, module_codes=self._module_codes,
+            resumable=self._resumable, ignored=self._ignored, ignored_marker=IGNORED,
+            normal_exits=_NORMAL_EXITS, max_repr=capture.max_repr)
+
+    def _make_python_tracer(self, thread_no):
         buffer = self.publisher.buffer
         append = buffer.append
         now = time.perf_counter_ns
@@ -192,6 +242,8 @@ class Recorder:
         snapshot, changes, text = capture.snapshot, capture.changes, capture.text
         message = capture.message
         trace_locals = self.trace_locals
+        calls_only = self.calls_only
+        locals_at_return = trace_locals and not calls_only
         publisher = self.publisher
         internal_error = self._internal_error
         interrupted = self._interrupted
@@ -243,7 +295,7 @@ class Recorder:
                                 changes(frame.f_locals, objs, texts, marks) if trace_locals else None))
                     elif event == "return":
                         changed = changes(frame.f_locals, objs, texts, marks) \
-                            if trace_locals else None
+                            if locals_at_return else None
                         if frame.f_code.co_code[frame.f_lasti] in _NORMAL_EXITS:
                             append((RETURN, thread_no, now(), frame.f_lineno, text(arg), changed))
                         else:
@@ -265,6 +317,8 @@ class Recorder:
 
             if code_id in resumable:
                 trace_local.smiley_state = (objs, texts, marks)
+            if calls_only:
+                frame.f_trace_lines = False
             if pending:
                 raise_pending(frame)
             return trace_local
@@ -298,7 +352,7 @@ class Recorder:
         def restore(_frame, _event, _arg):
             _real_setprofile(previous)
             if self._active:
-                _real_settrace(tracer)
+                self._install(tracer)
                 if local is not None and frame.f_trace is None:
                     frame.f_trace = local
                 self._note("a signal handler's exception went through the tracer; "
@@ -334,7 +388,7 @@ class Recorder:
                 tracer = self._tracers.get(ident)
                 if tracer is not None:
                     self.notes.append(f"tracing resumed in thread {threading.current_thread().name}")
-                    _real_settrace(tracer)
+                    self._install(tracer)
             return
         self._user_trace[ident] = func
         self._note_displaced("sys.settrace", sys._getframe(1))

@@ -32,12 +32,14 @@ class Recording:
     """Records one run of a program in this process."""
 
     def __init__(self, target, *, database, settings, remote=None, trace_locals=True,
+                 calls_only=False,
                  filter_options=None, stderr=None):
         self.target = target
         self.database = database
         self.settings = settings
         self.remote = remote
         self.trace_locals = trace_locals
+        self.calls_only = calls_only
         self.filter_options = filter_options or {}
         self.stderr = stderr or sys.stderr
         self.run_id = uuid.uuid4().hex
@@ -70,7 +72,8 @@ class Recording:
                                    wait_for_receiver=wait_for_receiver)
         self.recorder = Recorder(FileFilter(**self.filter_options), self.capture,
                                  self.publisher, trace_locals=self.trace_locals,
-                                 stderr=self.stderr)
+                                 calls_only=self.calls_only,
+                                 stderr=self.stderr, tracer=self.settings.tracer)
         if self.remote:
             # A monitor that is there gets the start of the run before the program's
             # first line; one that is not costs a moment, not the whole patience.
@@ -93,6 +96,8 @@ class Recording:
             "python": platform.python_version(),
             "hostname": socket.gethostname(),
             "options": {"trace_locals": self.trace_locals,
+                        "tracer": self.recorder.tracer,
+                        "calls_only": self.calls_only,
                         "max_repr": self.settings.max_repr,
                         "max_depth": self.settings.max_depth,
                         **{key: list(value) if isinstance(value, tuple) else value

@@ -20,8 +20,20 @@ _real_signal = signal.signal
 _real_getsignal = signal.getsignal
 
 
+try:
+    from smiley_like.tracer._ctracer import in_tracer
+except ImportError:  # only the Python tracer: its frames show where we are
+    def in_tracer():
+        return False
+
+
 def is_ours(frame):
-    return frame.f_code.co_filename.startswith(PACKAGE_DIR)
+    """True if a handler given *frame* interrupted our code, not the program's.
+
+    The compiled tracer runs without a frame of its own, so there the frame is
+    the program's, and ``in_tracer()`` tells.
+    """
+    return frame.f_code.co_filename.startswith(PACKAGE_DIR) or in_tracer()
 
 
 class SignalGuard:

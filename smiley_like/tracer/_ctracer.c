@@ -1,0 +1,1138 @@
+/* The compiled trace function of smiley-like: the hot path of recorder.py in C.
+ *
+ * One Tracer per thread is installed with PyEval_SetTrace, so CPython calls
+ * it directly for every event, with no Python-level call and without the
+ * f_locals dict that sys.settrace's trampoline rebuilds at every event.  It
+ * appends the very tuples the Python tracer appends (smiley_like/events.py)
+ * to the publisher's buffer.  Decisions and text stay in Python, in one
+ * place: which code is traced (Recorder._register_code, once per code object
+ * and thread), the text of a value and whether a local changed
+ * (Capture.update, Capture.deleted), exception messages.  What C does alone is
+ * the common case: a local that is still the very object it was, of a type
+ * whose text cannot change (Capture._stable), is skipped without a call.
+ *
+ * Fast locals are read straight from the interpreter frame, which needs
+ * CPython's internal frame layout (3.11 to 3.13); frames that are not
+ * optimized (module and class bodies) go through PyFrame_GetLocals and
+ * Capture.changes, as in Python.
+ *
+ * Each traced frame gets a FrameTracer as its f_trace, holding the frame's
+ * locals state; it is callable like recorder.py's trace_local, so that a
+ * sys.settrace trampoline (after the program displaced us) still records
+ * frames we started.  The Tracer is callable like trace_call, for threading's
+ * start-up hook.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+#include <time.h>
+
+#if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030E0000
+#error "smiley-like's C tracer supports CPython 3.11 to 3.13"
+#endif
+
+#ifndef Py_BUILD_CORE
+#define Py_BUILD_CORE 1
+#endif
+#include "internal/pycore_frame.h"
+
+/* Kinds of fast locals (Include/internal/pycore_code.h). */
+#ifndef CO_FAST_HIDDEN
+#define CO_FAST_HIDDEN 0x10
+#endif
+#ifndef CO_FAST_CELL
+#define CO_FAST_CELL 0x40
+#endif
+#ifndef CO_FAST_FREE
+#define CO_FAST_FREE 0x80
+#endif
+
+/* Event kinds and tuple layouts: smiley_like/events.py. */
+enum { EV_CALL = 0, EV_LINE = 1, EV_RETURN = 2, EV_EXCEPTION = 3 };
+
+typedef struct {
+    PyObject *code;       /* strong: key */
+    PyObject *code_id;    /* strong: int, or None for code not traced */
+    PyObject *ignored;    /* strong or NULL: names never captured */
+    int is_module;
+    int resumable;
+} CodeInfo;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *thread_no;
+    PyObject *buffer;         /* list */
+    Py_ssize_t limit;
+    PyObject *wait_for_room;
+    PyObject *codes;          /* dict: code -> id or None (Recorder._codes) */
+    PyObject *register_code;
+    PyObject *update;         /* Capture.update */
+    PyObject *deleted;        /* Capture.deleted */
+    PyObject *changes;        /* Capture.changes, for frames that are not optimized */
+    PyObject *text;
+    PyObject *message;
+    PyObject *stable;         /* set of types (Capture._stable) */
+    int trace_locals;
+    int calls_only;           /* no line events, no changed locals at return */
+    PyObject *pending;        /* list (SignalGuard.pending) */
+    PyObject *raise_pending;
+    PyObject *interrupted;
+    PyObject *internal_error;
+    PyObject *module_codes;   /* set of code ids */
+    PyObject *resumable;      /* set of code ids */
+    PyObject *ignored;        /* dict: code id -> names */
+    PyObject *ignored_marker; /* capture.IGNORED */
+    Py_ssize_t max_repr;      /* Capture.max_repr */
+    unsigned char normal_exit[256];
+    CodeInfo *table;          /* open addressing, keyed by code object address */
+    Py_ssize_t table_size;    /* a power of two */
+    Py_ssize_t table_used;
+} Tracer;
+
+typedef struct {
+    PyObject_HEAD
+    Tracer *tracer;
+    PyObject *code_id;
+    int is_module;
+    PyObject *objs, *texts, *marks;   /* the state Capture works on */
+    Py_ssize_t nseen;
+    PyObject **seen;                  /* per fast local: the object last seen, or IGNORED */
+    PyTypeObject **seen_stable;       /* per fast local: its type, if that type is stable */
+} FrameTracer;
+
+static PyTypeObject TracerType;
+static PyTypeObject FrameTracerType;
+/* Non-zero while this thread runs our event handling: a signal handler that
+ * runs then is in our code, though the frame it is given is the program's. */
+static _Thread_local int inside_tracer;
+static PyObject *str_qualname;
+static PyObject *kind_objs[4];
+
+#if PY_VERSION_HEX < 0x030D0000
+#define PyObject_GetOptionalAttr _PyObject_LookupAttr
+#endif
+
+#define FrameTracer_Check(op) Py_IS_TYPE((op), &FrameTracerType)
+
+static PyObject *
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);  /* time.perf_counter_ns's clock */
+    return PyLong_FromLongLong((long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+}
+
+static PyObject *
+line_number(PyFrameObject *frame)
+{
+    int line = PyFrame_GetLineNumber(frame);
+    if (line < 0)
+        Py_RETURN_NONE;  /* frame.f_lineno is None there too */
+    return PyLong_FromLong(line);
+}
+
+/* Build a tuple of n items, stealing every reference; NULL items mean failure. */
+static PyObject *
+steal_tuple(Py_ssize_t n, PyObject **items)
+{
+    PyObject *tuple = NULL;
+    Py_ssize_t i;
+    for (i = 0; i < n; i++)
+        if (items[i] == NULL)
+            goto fail;
+    tuple = PyTuple_New(n);
+    if (tuple == NULL)
+        goto fail;
+    for (i = 0; i < n; i++)
+        PyTuple_SET_ITEM(tuple, i, items[i]);
+    /* Events hold numbers, text and dicts of text: no cycles.  Untracked, the
+     * collector does not walk a full buffer at every collection. */
+    for (i = 0; i < n; i++)
+        if (PyObject_GC_IsTracked(items[i]))
+            return tuple;
+    PyObject_GC_UnTrack(tuple);
+    return tuple;
+fail:
+    for (i = 0; i < n; i++)
+        Py_XDECREF(items[i]);
+    return NULL;
+}
+
+/* Append the event (stolen) to the buffer; wait for room if it is full. */
+static int
+emit(Tracer *t, PyObject *event)
+{
+    int err;
+    if (event == NULL)
+        return -1;
+    err = PyList_Append(t->buffer, event);
+    Py_DECREF(event);
+    if (err < 0)
+        return -1;
+    if (PyList_GET_SIZE(t->buffer) > t->limit) {
+        PyObject *r = PyObject_CallNoArgs(t->wait_for_room);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+/* An exception came out of our own work.  A KeyboardInterrupt goes on into
+ * the program (after Recorder._interrupted); anything else is reported by
+ * Recorder._internal_error and cleared.  Returns -1 if the exception is to
+ * propagate, else 0. */
+static int
+our_error(Tracer *t, PyFrameObject *frame)
+{
+    PyObject *type, *value, *tb, *r;
+    if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        PyErr_Fetch(&type, &value, &tb);
+        r = PyObject_CallOneArg(t->interrupted, (PyObject *)frame);
+        if (r == NULL)
+            PyErr_Clear();
+        Py_XDECREF(r);
+        PyErr_Restore(type, value, tb);
+        return -1;
+    }
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    r = PyObject_CallOneArg(t->internal_error, value ? value : Py_None);
+    if (r == NULL)
+        PyErr_Clear();
+    Py_XDECREF(r);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    return 0;
+}
+
+/* Raise what a signal handler left pending, into the program's frame. */
+static int
+check_pending(Tracer *t, PyFrameObject *frame)
+{
+    PyObject *r;
+    if (PyList_GET_SIZE(t->pending) == 0)
+        return 0;
+    r = PyObject_CallOneArg(t->raise_pending, (PyObject *)frame);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* -- code objects: traced or not, once per thread ------------------------- */
+
+static CodeInfo *
+table_slot(CodeInfo *table, Py_ssize_t size, PyObject *code)
+{
+    size_t mask = (size_t)size - 1;
+    size_t i = ((size_t)code >> 4) & mask;
+    while (table[i].code != NULL && table[i].code != code)
+        i = (i + 1) & mask;
+    return &table[i];
+}
+
+static int
+table_grow(Tracer *t)
+{
+    Py_ssize_t size = t->table_size ? t->table_size * 2 : 64, i;
+    CodeInfo *table = PyMem_Calloc((size_t)size, sizeof(CodeInfo));
+    if (table == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (i = 0; i < t->table_size; i++)
+        if (t->table[i].code != NULL)
+            *table_slot(table, size, t->table[i].code) = t->table[i];
+    PyMem_Free(t->table);
+    t->table = table;
+    t->table_size = size;
+    return 0;
+}
+
+/* The CodeInfo of *code*, registering it with the Recorder on a miss. */
+static CodeInfo *
+code_info(Tracer *t, PyObject *code)
+{
+    CodeInfo *slot;
+    PyObject *code_id;
+    int found;
+    if (t->table_size) {
+        slot = table_slot(t->table, t->table_size, code);
+        if (slot->code != NULL)
+            return slot;
+    }
+    code_id = PyDict_GetItemWithError(t->codes, code);
+    if (code_id != NULL)
+        Py_INCREF(code_id);
+    else if (PyErr_Occurred())
+        return NULL;
+    else if ((code_id = PyObject_CallOneArg(t->register_code, code)) == NULL)
+        return NULL;
+    if ((t->table_used + 1) * 2 > t->table_size && table_grow(t) < 0) {
+        Py_DECREF(code_id);
+        return NULL;
+    }
+    slot = table_slot(t->table, t->table_size, code);
+    slot->code_id = code_id;
+    slot->ignored = NULL;
+    slot->is_module = slot->resumable = 0;
+    if (code_id != Py_None) {
+        if ((found = PySet_Contains(t->module_codes, code_id)) < 0)
+            goto fail;
+        slot->is_module = found;
+        if ((found = PySet_Contains(t->resumable, code_id)) < 0)
+            goto fail;
+        slot->resumable = found;
+        slot->ignored = PyDict_GetItemWithError(t->ignored, code_id);
+        if (slot->ignored == NULL && PyErr_Occurred())
+            goto fail;
+        Py_XINCREF(slot->ignored);
+    }
+    Py_INCREF(code);
+    slot->code = code;
+    t->table_used++;
+    return slot;
+fail:
+    Py_DECREF(code_id);
+    slot->code_id = NULL;
+    return NULL;
+}
+
+/* -- locals --------------------------------------------------------------- */
+
+static FrameTracer *
+frame_tracer_new(Tracer *t, CodeInfo *info, PyCodeObject *code)
+{
+    FrameTracer *ft = PyObject_GC_New(FrameTracer, &FrameTracerType);
+    Py_ssize_t i, n;
+    if (ft == NULL)
+        return NULL;
+    Py_INCREF(t);
+    ft->tracer = t;
+    Py_INCREF(info->code_id);
+    ft->code_id = info->code_id;
+    ft->is_module = info->is_module;
+    ft->objs = PyDict_New();
+    ft->texts = PyDict_New();
+    ft->marks = PyDict_New();
+    ft->nseen = 0;
+    ft->seen = NULL;
+    ft->seen_stable = NULL;
+    PyObject_GC_Track(ft);
+    if (ft->objs == NULL || ft->texts == NULL || ft->marks == NULL)
+        goto fail;
+    if (code->co_flags & CO_OPTIMIZED) {
+        n = code->co_nlocalsplus;
+        ft->seen = PyMem_Calloc((size_t)(n ? n : 1), sizeof(PyObject *));
+        ft->seen_stable = PyMem_Calloc((size_t)(n ? n : 1), sizeof(PyTypeObject *));
+        if (ft->seen == NULL || ft->seen_stable == NULL) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        ft->nseen = n;
+    }
+    if (info->ignored != NULL) {
+        /* dict.fromkeys(names, IGNORED), and the same names marked in seen */
+        PyObject *names = PySequence_Fast(info->ignored, "ignored names");
+        if (names == NULL)
+            goto fail;
+        for (i = 0; i < PySequence_Fast_GET_SIZE(names); i++) {
+            PyObject *name = PySequence_Fast_GET_ITEM(names, i);
+            Py_ssize_t j;
+            if (PyDict_SetItem(ft->objs, name, t->ignored_marker) < 0) {
+                Py_DECREF(names);
+                goto fail;
+            }
+            for (j = 0; j < ft->nseen; j++) {
+                if (PyTuple_GET_ITEM(code->co_localsplusnames, j) == name
+                        || PyUnicode_Compare(PyTuple_GET_ITEM(code->co_localsplusnames, j),
+                                             name) == 0) {
+                    Py_INCREF(t->ignored_marker);
+                    Py_XSETREF(ft->seen[j], t->ignored_marker);
+                }
+            }
+        }
+        Py_DECREF(names);
+    }
+    return ft;
+fail:
+    Py_DECREF(ft);
+    return NULL;
+}
+
+/* Capture.text of a value whose text is plain repr() there (an exact int,
+ * float, bool, None, or a str of at most max_repr characters) and fits in
+ * max_repr; NULL, with no exception, for anything else: Capture.text decides. */
+static PyObject *
+atomic_text(Tracer *t, PyObject *value)
+{
+    PyObject *text;
+    if (!(PyLong_CheckExact(value) || PyFloat_CheckExact(value) || PyBool_Check(value)
+          || value == Py_None
+          || (PyUnicode_CheckExact(value) && PyUnicode_GET_LENGTH(value) <= t->max_repr)))
+        return NULL;
+    /* tp_repr itself: PyObject_Repr would run pending signal handlers here */
+    text = Py_TYPE(value)->tp_repr(value);
+    if (text == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_ValueError))
+            PyErr_Clear();  /* an int too long to print: Capture.text has words for it */
+        return NULL;
+    }
+    if (PyUnicode_GET_LENGTH(text) > t->max_repr) {
+        Py_DECREF(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* Capture.update for a local now bound to a new object whose text is
+ * *text* (stolen): the same state changes.  Returns the text if it differs
+ * from the local's last one, else None; NULL on error. */
+static PyObject *
+update_new(FrameTracer *ft, PyObject *name, PyObject *value, PyObject *text)
+{
+    PyObject *previous;
+    int same;
+    if (PyDict_SetItem(ft->objs, name, value) < 0)
+        goto fail;
+    if (PyDict_GET_SIZE(ft->marks)) {
+        if ((same = PyDict_Contains(ft->marks, name)) < 0
+                || (same && PyDict_DelItem(ft->marks, name) < 0))
+            goto fail;
+    }
+    previous = PyDict_GetItemWithError(ft->texts, name);
+    if (previous == NULL && PyErr_Occurred())
+        goto fail;
+    if (previous != NULL) {
+        if ((same = PyObject_RichCompareBool(previous, text, Py_EQ)) < 0)
+            goto fail;
+        if (same) {
+            Py_DECREF(text);
+            Py_RETURN_NONE;
+        }
+    }
+    if (PyDict_SetItem(ft->texts, name, text) < 0)
+        goto fail;
+    return text;
+fail:
+    Py_DECREF(text);
+    return NULL;
+}
+
+/* True if the list or dict *value* still has the length and the very same
+ * leading elements as its *mark* (capture._same_mark); false means "ask
+ * Capture.update", which decides for every other case. */
+static int
+same_mark(PyObject *value, PyObject *mark)
+{
+    PyObject *keys, *values, *key, *item;
+    Py_ssize_t count, n, i, pos = 0;
+    if (mark == NULL || !PyTuple_CheckExact(mark) || PyTuple_GET_SIZE(mark) != 3)
+        return 0;
+    count = PyLong_AsSsize_t(PyTuple_GET_ITEM(mark, 0));
+    if (count == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    keys = PyTuple_GET_ITEM(mark, 1);
+    values = PyTuple_GET_ITEM(mark, 2);
+    if (!PyList_CheckExact(keys))
+        return 0;
+    n = PyList_GET_SIZE(keys);
+    if (PyList_CheckExact(value)) {
+        if (PyList_GET_SIZE(value) != count || n > count)
+            return 0;
+        for (i = 0; i < n; i++)
+            if (PyList_GET_ITEM(value, i) != PyList_GET_ITEM(keys, i))
+                return 0;
+        return 1;
+    }
+    if (!PyDict_CheckExact(value) || PyDict_GET_SIZE(value) != count || n > count
+            || !PyList_CheckExact(values) || PyList_GET_SIZE(values) != n)
+        return 0;
+    for (i = 0; i < n && PyDict_Next(value, &pos, &key, &item); i++)
+        if (key != PyList_GET_ITEM(keys, i) || item != PyList_GET_ITEM(values, i))
+            return 0;
+    return i == n;
+}
+
+/* The locals that changed since the frame's last event: a new dict, or
+ * None (new reference) if nothing changed; NULL on error.  The same result as
+ * Capture.changes(frame.f_locals, ...), without building f_locals. */
+static PyObject *
+frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code)
+{
+    Tracer *t = ft->tracer;
+    _PyInterpreterFrame *iframe;
+    const char *kinds;
+    PyObject *changed = NULL, *present = NULL, *r;
+    Py_ssize_t i, n, count = 0;
+
+    if (!(code->co_flags & CO_OPTIMIZED) || ft->seen == NULL) {
+        PyObject *locals = PyFrame_GetLocals(frame);
+        if (locals == NULL)
+            return NULL;
+        r = PyObject_CallFunctionObjArgs(t->changes, locals, ft->objs, ft->texts, ft->marks,
+                                         NULL);
+        Py_DECREF(locals);
+        return r;
+    }
+    iframe = frame->f_frame;
+    kinds = PyBytes_AS_STRING(code->co_localspluskinds);
+    n = code->co_nlocalsplus < ft->nseen ? code->co_nlocalsplus : ft->nseen;
+    for (i = 0; i < n; i++) {
+        int kind = (unsigned char)kinds[i];
+        PyObject *value, *old, *name, *text;
+        int stable;
+        if (kind & CO_FAST_HIDDEN)
+            continue;
+        value = iframe->localsplus[i];
+        if (value != NULL && (kind & (CO_FAST_FREE | CO_FAST_CELL)) && PyCell_Check(value))
+            value = PyCell_GET(value);
+        old = ft->seen[i];
+        if (value == NULL) {
+            if (old != NULL && old != t->ignored_marker) {
+                Py_CLEAR(ft->seen[i]);
+                ft->seen_stable[i] = NULL;
+            }
+            continue;
+        }
+        count++;
+        if (old == t->ignored_marker)
+            continue;
+        if (old == value && Py_TYPE(value) == ft->seen_stable[i])
+            continue;
+        name = PyTuple_GET_ITEM(code->co_localsplusnames, i);
+        if (old == value && (PyList_CheckExact(value) || PyDict_CheckExact(value))) {
+            PyObject *mark = PyDict_GetItemWithError(ft->marks, name);
+            if (mark == NULL && PyErr_Occurred())
+                goto fail;
+            if (same_mark(value, mark))
+                continue;
+        }
+        Py_INCREF(value);  /* the update may run code that rebinds the local */
+        if (old != value && (text = atomic_text(t, value)) != NULL)
+            text = update_new(ft, name, value, text);
+        else if (PyErr_Occurred())
+            text = NULL;
+        else {
+            PyObject *args[5] = {name, value, ft->objs, ft->texts, ft->marks};
+            text = PyObject_Vectorcall(t->update, args, 5, NULL);
+        }
+        if (text == NULL) {
+            Py_DECREF(value);
+            goto fail;
+        }
+        stable = PySet_Contains(t->stable, (PyObject *)Py_TYPE(value));
+        if (stable < 0) {
+            Py_DECREF(value);
+            Py_DECREF(text);
+            goto fail;
+        }
+        ft->seen_stable[i] = stable ? Py_TYPE(value) : NULL;
+        Py_XSETREF(ft->seen[i], value);
+        if (text != Py_None) {
+            if (changed == NULL && (changed = PyDict_New()) == NULL) {
+                Py_DECREF(text);
+                goto fail;
+            }
+            if (PyDict_SetItem(changed, name, text) < 0) {
+                Py_DECREF(text);
+                goto fail;
+            }
+        }
+        Py_DECREF(text);
+    }
+    if (PyDict_GET_SIZE(ft->objs) > count) {
+        /* Names that were there and are not now: Capture.deleted decides. */
+        if ((present = PySet_New(NULL)) == NULL)
+            goto fail;
+        for (i = 0; i < n; i++) {
+            PyObject *value = iframe->localsplus[i];
+            int kind = (unsigned char)kinds[i];
+            if (kind & CO_FAST_HIDDEN)
+                continue;
+            if (value != NULL && (kind & (CO_FAST_FREE | CO_FAST_CELL)) && PyCell_Check(value))
+                value = PyCell_GET(value);
+            if (value != NULL
+                    && PySet_Add(present, PyTuple_GET_ITEM(code->co_localsplusnames, i)) < 0)
+                goto fail;
+        }
+        {
+            PyObject *args[5] = {present, ft->objs, ft->texts, ft->marks,
+                                 changed ? changed : Py_None};
+            r = PyObject_Vectorcall(t->deleted, args, 5, NULL);
+        }
+        if (r == NULL)
+            goto fail;
+        Py_CLEAR(present);
+        Py_XDECREF(changed);
+        return r;
+    }
+    if (changed == NULL)
+        Py_RETURN_NONE;
+    return changed;
+fail:
+    Py_XDECREF(present);
+    Py_XDECREF(changed);
+    return NULL;
+}
+
+/* -- events ---------------------------------------------------------------- */
+
+/* A 'call' event.  Returns a new FrameTracer for the frame, or NULL: with an
+ * exception set if one must go into the program, else the frame is not traced. */
+static FrameTracer *handle_call_inner(Tracer *t, PyFrameObject *frame);
+
+static FrameTracer *
+handle_call(Tracer *t, PyFrameObject *frame)
+{
+    FrameTracer *ft;
+    inside_tracer++;
+    ft = handle_call_inner(t, frame);
+    inside_tracer--;
+    return ft;
+}
+
+static FrameTracer *
+handle_call_inner(Tracer *t, PyFrameObject *frame)
+{
+    PyCodeObject *code = PyFrame_GetCode(frame);
+    CodeInfo *info;
+    FrameTracer *ft = NULL;
+    PyObject *args, *items[6];
+    int resumed = 0;
+
+    info = code_info(t, (PyObject *)code);
+    if (info == NULL)
+        goto error;
+    if (info->code_id == Py_None) {
+        Py_DECREF(code);
+        check_pending(t, frame);
+        return NULL;
+    }
+    if (info->resumable && frame->f_trace != NULL && FrameTracer_Check(frame->f_trace)) {
+        /* a generator or coroutine resumed: go on from its last state */
+        ft = (FrameTracer *)frame->f_trace;
+        Py_INCREF(ft);
+        if (ft->tracer != t) {
+            Py_INCREF(t);
+            Py_SETREF(ft->tracer, t);
+        }
+        resumed = 1;
+    }
+    else if ((ft = frame_tracer_new(t, info, code)) == NULL)
+        goto error;
+    if (t->trace_locals) {
+        args = frame_changes(ft, frame, code);
+        if (args == NULL)
+            goto error;
+        if (args == Py_None && !resumed) {
+            Py_DECREF(args);
+            if ((args = PyDict_New()) == NULL)
+                goto error;
+        }
+    }
+    else
+        args = Py_NewRef(Py_None);
+    if (ft->is_module)
+        Py_SETREF(args, Py_NewRef(Py_None));
+    items[0] = Py_NewRef(kind_objs[EV_CALL]);
+    items[1] = Py_NewRef(t->thread_no);
+    items[2] = now_ns();
+    items[3] = line_number(frame);
+    items[4] = args;
+    items[5] = Py_NewRef(ft->code_id);
+    if (emit(t, steal_tuple(6, items)) < 0)
+        goto error;
+    Py_DECREF(code);
+    if (t->calls_only)
+        frame->f_trace_lines = 0;
+    if (check_pending(t, frame) < 0) {
+        Py_DECREF(ft);
+        return NULL;
+    }
+    return ft;
+error:
+    Py_DECREF(code);
+    Py_XDECREF(ft);
+    our_error(t, frame);
+    return NULL;
+}
+
+/* A 'line', 'return' or 'exception' event of a traced frame.  0 or -1. */
+static int handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what,
+                              PyObject *arg);
+
+static int
+handle_local(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *arg)
+{
+    int result;
+    inside_tracer++;
+    result = handle_local_inner(ft, frame, what, arg);
+    inside_tracer--;
+    return result;
+}
+
+static int
+handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *arg)
+{
+    Tracer *t = ft->tracer;
+    PyCodeObject *code;
+    PyObject *items[7], *changed;
+    int result = 0, n;
+
+    Py_INCREF(ft);
+    Py_INCREF(t);
+    code = PyFrame_GetCode(frame);
+    if (what == PyTrace_LINE || what == PyTrace_RETURN) {
+        if (t->trace_locals && !(what == PyTrace_RETURN && t->calls_only)) {
+            if ((changed = frame_changes(ft, frame, code)) == NULL)
+                goto error;
+        }
+        else
+            changed = Py_NewRef(Py_None);
+        if (what == PyTrace_LINE) {
+            items[0] = Py_NewRef(kind_objs[EV_LINE]);
+            items[1] = Py_NewRef(t->thread_no);
+            items[2] = now_ns();
+            items[3] = line_number(frame);
+            items[4] = changed;
+            n = 5;
+        }
+        else {
+            /* A frame left by an exception: its last instruction is not one
+             * it leaves by normally (recorder._NORMAL_EXITS). */
+            PyObject *co_code = PyCode_GetCode(code);
+            Py_ssize_t size;
+            int lasti, normal;
+            if (co_code == NULL) {
+                Py_DECREF(changed);
+                goto error;
+            }
+            size = PyBytes_GET_SIZE(co_code);
+            lasti = PyFrame_GetLasti(frame);
+            if (lasti < 0)
+                lasti += (int)size;  /* co_code[-1], as in Python */
+            normal = lasti >= 0 && lasti < size
+                && t->normal_exit[(unsigned char)PyBytes_AS_STRING(co_code)[lasti]];
+            Py_DECREF(co_code);
+            items[0] = Py_NewRef(kind_objs[EV_RETURN]);
+            items[1] = Py_NewRef(t->thread_no);
+            items[2] = now_ns();
+            items[3] = line_number(frame);
+            if (normal) {
+                items[4] = PyObject_CallOneArg(t->text, arg ? arg : Py_None);
+                items[5] = changed;
+                n = 6;
+            }
+            else {
+                items[4] = Py_NewRef(Py_None);
+                items[5] = changed;
+                items[6] = Py_NewRef(Py_True);
+                n = 7;
+            }
+        }
+        if (emit(t, steal_tuple(n, items)) < 0)
+            goto error;
+    }
+    else if (what == PyTrace_EXCEPTION) {
+        PyObject *info, *qualname, *message;
+        if (arg == NULL || !PyTuple_Check(arg) || PyTuple_GET_SIZE(arg) < 2) {
+            PyErr_SetString(PyExc_TypeError, "unexpected exception event argument");
+            goto error;
+        }
+        if (PyObject_GetOptionalAttr(PyTuple_GET_ITEM(arg, 0), str_qualname, &qualname) < 0)
+            goto error;
+        if (qualname == NULL)
+            qualname = PyUnicode_FromString("?");
+        message = PyObject_CallOneArg(t->message, PyTuple_GET_ITEM(arg, 1));
+        if (qualname == NULL || message == NULL) {
+            Py_XDECREF(qualname);
+            Py_XDECREF(message);
+            goto error;
+        }
+        info = PyList_New(2);
+        if (info == NULL) {
+            Py_DECREF(qualname);
+            Py_DECREF(message);
+            goto error;
+        }
+        PyList_SET_ITEM(info, 0, qualname);
+        PyList_SET_ITEM(info, 1, message);
+        items[0] = Py_NewRef(kind_objs[EV_EXCEPTION]);
+        items[1] = Py_NewRef(t->thread_no);
+        items[2] = now_ns();
+        items[3] = line_number(frame);
+        items[4] = info;
+        if (emit(t, steal_tuple(5, items)) < 0)
+            goto error;
+    }
+    goto done;
+error:
+    result = our_error(t, frame);
+done:
+    if (result == 0)
+        result = check_pending(t, frame);
+    Py_DECREF(code);
+    Py_DECREF(t);
+    Py_DECREF(ft);
+    return result;
+}
+
+/* A frame's f_trace that is not ours: call it the way sys.settrace's
+ * trampoline would. */
+static int
+call_foreign(PyObject *callback, PyFrameObject *frame, int what, PyObject *arg)
+{
+    static const char *names[] = {"call", "exception", "line", "return"};
+    PyObject *event, *result, *args[3];
+    if (what < 0 || what > PyTrace_RETURN)
+        return 0;
+    event = PyUnicode_InternFromString(names[what]);
+    if (event == NULL)
+        return -1;
+    Py_INCREF(callback);
+    args[0] = (PyObject *)frame;
+    args[1] = event;
+    args[2] = arg ? arg : Py_None;
+    result = PyObject_Vectorcall(callback, args, 3, NULL);
+    Py_DECREF(callback);
+    Py_DECREF(event);
+    if (result == NULL) {
+        PyEval_SetTrace(NULL, NULL);
+        Py_CLEAR(frame->f_trace);
+        return -1;
+    }
+    if (result != Py_None)
+        Py_XSETREF(frame->f_trace, result);
+    else
+        Py_DECREF(result);
+    return 0;
+}
+
+/* The function CPython calls for every event of this thread. */
+static int
+trace_func(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
+{
+    PyObject *local;
+    if (what == PyTrace_CALL) {
+        FrameTracer *ft = handle_call((Tracer *)obj, frame);
+        if (ft == NULL)
+            return PyErr_Occurred() ? -1 : 0;
+        Py_XSETREF(frame->f_trace, (PyObject *)ft);
+        return 0;
+    }
+    local = frame->f_trace;
+    if (local == NULL)
+        return 0;
+    if (FrameTracer_Check(local))
+        return handle_local((FrameTracer *)local, frame, what, arg);
+    return call_foreign(local, frame, what, arg);
+}
+
+static int
+event_code(PyObject *event)
+{
+    if (PyUnicode_CompareWithASCIIString(event, "line") == 0)
+        return PyTrace_LINE;
+    if (PyUnicode_CompareWithASCIIString(event, "call") == 0)
+        return PyTrace_CALL;
+    if (PyUnicode_CompareWithASCIIString(event, "return") == 0)
+        return PyTrace_RETURN;
+    if (PyUnicode_CompareWithASCIIString(event, "exception") == 0)
+        return PyTrace_EXCEPTION;
+    return -1;
+}
+
+/* -- Tracer ------------------------------------------------------------------ */
+
+static int
+Tracer_init(Tracer *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {
+        "thread_no", "buffer", "limit", "wait_for_room", "codes", "register_code",
+        "update", "deleted", "changes", "text", "message", "stable", "trace_locals",
+        "calls_only", "pending", "raise_pending", "interrupted", "internal_error", "module_codes",
+        "resumable", "ignored", "ignored_marker", "normal_exits", "max_repr", NULL};
+    PyObject *thread_no, *buffer, *wait_for_room, *codes, *register_code, *update,
+        *deleted, *changes, *text, *message, *stable, *pending, *raise_pending,
+        *interrupted, *internal_error, *module_codes, *resumable, *ignored,
+        *ignored_marker, *normal_exits, *iter, *item;
+    Py_ssize_t limit, max_repr;
+    int trace_locals, calls_only;
+
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwds, "OO!nOO!OOOOOOO!ppO!OOOO!O!O!OOn:Tracer", kwlist,
+            &thread_no, &PyList_Type, &buffer, &limit, &wait_for_room, &PyDict_Type, &codes,
+            &register_code, &update, &deleted, &changes, &text, &message, &PySet_Type,
+            &stable, &trace_locals, &calls_only, &PyList_Type, &pending, &raise_pending, &interrupted,
+            &internal_error, &PySet_Type, &module_codes, &PySet_Type, &resumable,
+            &PyDict_Type, &ignored, &ignored_marker, &normal_exits, &max_repr))
+        return -1;
+#define KEEP(field) Py_INCREF(field); Py_XSETREF(self->field, field)
+    KEEP(thread_no); KEEP(buffer); KEEP(wait_for_room); KEEP(codes); KEEP(register_code);
+    KEEP(update); KEEP(deleted); KEEP(changes); KEEP(text); KEEP(message); KEEP(stable);
+    KEEP(pending); KEEP(raise_pending); KEEP(interrupted); KEEP(internal_error);
+    KEEP(module_codes); KEEP(resumable); KEEP(ignored); KEEP(ignored_marker);
+#undef KEEP
+    self->limit = limit;
+    self->max_repr = max_repr;
+    self->trace_locals = trace_locals;
+    self->calls_only = calls_only;
+    memset(self->normal_exit, 0, sizeof(self->normal_exit));
+    iter = PyObject_GetIter(normal_exits);
+    if (iter == NULL)
+        return -1;
+    while ((item = PyIter_Next(iter)) != NULL) {
+        long op = PyLong_AsLong(item);
+        Py_DECREF(item);
+        if (op >= 0 && op < 256)
+            self->normal_exit[op] = 1;
+        else if (PyErr_Occurred())
+            break;
+    }
+    Py_DECREF(iter);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static void
+table_clear(Tracer *self)
+{
+    Py_ssize_t i;
+    for (i = 0; i < self->table_size; i++) {
+        Py_CLEAR(self->table[i].code);
+        Py_CLEAR(self->table[i].code_id);
+        Py_CLEAR(self->table[i].ignored);
+    }
+    PyMem_Free(self->table);
+    self->table = NULL;
+    self->table_size = self->table_used = 0;
+}
+
+static int
+Tracer_traverse(Tracer *self, visitproc visit, void *arg)
+{
+    Py_ssize_t i;
+    Py_VISIT(self->thread_no); Py_VISIT(self->buffer); Py_VISIT(self->wait_for_room);
+    Py_VISIT(self->codes); Py_VISIT(self->register_code); Py_VISIT(self->update);
+    Py_VISIT(self->deleted); Py_VISIT(self->changes); Py_VISIT(self->text);
+    Py_VISIT(self->message); Py_VISIT(self->stable); Py_VISIT(self->pending);
+    Py_VISIT(self->raise_pending); Py_VISIT(self->interrupted);
+    Py_VISIT(self->internal_error); Py_VISIT(self->module_codes); Py_VISIT(self->resumable);
+    Py_VISIT(self->ignored); Py_VISIT(self->ignored_marker);
+    for (i = 0; i < self->table_size; i++) {
+        Py_VISIT(self->table[i].code);
+        Py_VISIT(self->table[i].code_id);
+        Py_VISIT(self->table[i].ignored);
+    }
+    return 0;
+}
+
+static int
+Tracer_clear(Tracer *self)
+{
+    Py_CLEAR(self->thread_no); Py_CLEAR(self->buffer); Py_CLEAR(self->wait_for_room);
+    Py_CLEAR(self->codes); Py_CLEAR(self->register_code); Py_CLEAR(self->update);
+    Py_CLEAR(self->deleted); Py_CLEAR(self->changes); Py_CLEAR(self->text);
+    Py_CLEAR(self->message); Py_CLEAR(self->stable); Py_CLEAR(self->pending);
+    Py_CLEAR(self->raise_pending); Py_CLEAR(self->interrupted);
+    Py_CLEAR(self->internal_error); Py_CLEAR(self->module_codes); Py_CLEAR(self->resumable);
+    Py_CLEAR(self->ignored); Py_CLEAR(self->ignored_marker);
+    table_clear(self);
+    return 0;
+}
+
+static void
+Tracer_dealloc(Tracer *self)
+{
+    PyObject_GC_UnTrack(self);
+    Tracer_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+tracer_ready(Tracer *self)
+{
+    if (self->buffer == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Tracer is not initialised");
+        return 0;
+    }
+    return 1;
+}
+
+/* tracer(frame, event, arg): recorder.py's trace_call, for a trampoline. */
+static PyObject *
+Tracer_call(Tracer *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *frame, *event, *arg;
+    int what;
+    FrameTracer *ft;
+    if (!PyArg_ParseTuple(args, "O!UO:Tracer", &PyFrame_Type, &frame, &event, &arg))
+        return NULL;
+    if (!tracer_ready(self))
+        return NULL;
+    what = event_code(event);
+    if (what != PyTrace_CALL) {
+        /* not a frame we were asked about: the frame's own f_trace decides */
+        PyObject *local = ((PyFrameObject *)frame)->f_trace;
+        if (local != NULL && FrameTracer_Check(local)) {
+            if (handle_local((FrameTracer *)local, (PyFrameObject *)frame, what, arg) < 0)
+                return NULL;
+            return Py_NewRef(local);
+        }
+        Py_RETURN_NONE;
+    }
+    ft = handle_call(self, (PyFrameObject *)frame);
+    if (ft == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    return (PyObject *)ft;
+}
+
+static PyTypeObject TracerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "smiley_like.tracer._ctracer.Tracer",
+    .tp_doc = "One thread's trace function (recorder.py's trace_call, compiled).",
+    .tp_basicsize = sizeof(Tracer),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Tracer_init,
+    .tp_dealloc = (destructor)Tracer_dealloc,
+    .tp_traverse = (traverseproc)Tracer_traverse,
+    .tp_clear = (inquiry)Tracer_clear,
+    .tp_call = (ternaryfunc)Tracer_call,
+};
+
+/* -- FrameTracer ------------------------------------------------------------- */
+
+static int
+FrameTracer_traverse(FrameTracer *self, visitproc visit, void *arg)
+{
+    Py_ssize_t i;
+    Py_VISIT(self->tracer); Py_VISIT(self->code_id);
+    Py_VISIT(self->objs); Py_VISIT(self->texts); Py_VISIT(self->marks);
+    for (i = 0; i < self->nseen; i++)
+        Py_VISIT(self->seen[i]);
+    return 0;
+}
+
+static int
+FrameTracer_clear(FrameTracer *self)
+{
+    Py_ssize_t i;
+    Py_CLEAR(self->tracer); Py_CLEAR(self->code_id);
+    Py_CLEAR(self->objs); Py_CLEAR(self->texts); Py_CLEAR(self->marks);
+    for (i = 0; i < self->nseen; i++)
+        Py_CLEAR(self->seen[i]);
+    return 0;
+}
+
+static void
+FrameTracer_dealloc(FrameTracer *self)
+{
+    PyObject_GC_UnTrack(self);
+    FrameTracer_clear(self);
+    PyMem_Free(self->seen);
+    PyMem_Free(self->seen_stable);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* frame_tracer(frame, event, arg): recorder.py's trace_local, for a trampoline. */
+static PyObject *
+FrameTracer_call(FrameTracer *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *frame, *event, *arg;
+    int what;
+    if (!PyArg_ParseTuple(args, "O!UO:FrameTracer", &PyFrame_Type, &frame, &event, &arg))
+        return NULL;
+    if (self->tracer == NULL)
+        Py_RETURN_NONE;
+    what = event_code(event);
+    if (what >= 0 && what != PyTrace_CALL
+            && handle_local(self, (PyFrameObject *)frame, what, arg) < 0)
+        return NULL;
+    return Py_NewRef(self);
+}
+
+static PyTypeObject FrameTracerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "smiley_like.tracer._ctracer.FrameTracer",
+    .tp_doc = "One traced frame's trace function and locals state.",
+    .tp_basicsize = sizeof(FrameTracer),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_dealloc = (destructor)FrameTracer_dealloc,
+    .tp_traverse = (traverseproc)FrameTracer_traverse,
+    .tp_clear = (inquiry)FrameTracer_clear,
+    .tp_call = (ternaryfunc)FrameTracer_call,
+};
+
+/* -- module ------------------------------------------------------------------- */
+
+static PyObject *
+install(PyObject *module, PyObject *tracer)
+{
+    if (tracer == Py_None) {
+        PyEval_SetTrace(NULL, NULL);
+        Py_RETURN_NONE;
+    }
+    if (!PyObject_TypeCheck(tracer, &TracerType)) {
+        PyErr_SetString(PyExc_TypeError, "install() takes a Tracer or None");
+        return NULL;
+    }
+    if (!tracer_ready((Tracer *)tracer))
+        return NULL;
+    PyEval_SetTrace(trace_func, tracer);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+in_tracer(PyObject *module, PyObject *unused)
+{
+    return PyBool_FromLong(inside_tracer > 0);
+}
+
+static PyMethodDef module_methods[] = {
+    {"in_tracer", in_tracer, METH_NOARGS,
+     "in_tracer(): True while this thread is inside the C tracer's event handling."},
+    {"install", install, METH_O,
+     "install(tracer): make *tracer* this thread's trace function (None removes it)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "smiley_like.tracer._ctracer",
+    .m_doc = "smiley-like's compiled trace function.",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__ctracer(void)
+{
+    PyObject *module;
+    int i;
+    if (PyType_Ready(&TracerType) < 0 || PyType_Ready(&FrameTracerType) < 0)
+        return NULL;
+    str_qualname = PyUnicode_InternFromString("__qualname__");
+    if (str_qualname == NULL)
+        return NULL;
+    for (i = 0; i < 4; i++)
+        if ((kind_objs[i] = PyLong_FromLong(i)) == NULL)
+            return NULL;
+    module = PyModule_Create(&module_def);
+    if (module == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(module, "Tracer", (PyObject *)&TracerType) < 0
+            || PyModule_AddObjectRef(module, "FrameTracer", (PyObject *)&FrameTracerType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

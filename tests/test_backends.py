@@ -1,0 +1,275 @@
+"""The compiled and the Python tracer record the same events for the same programs.
+
+Each program is recorded once per tracer (selected with SMILEY_LIKE_TRACER)
+and the event streams are compared whole: kind, thread, function, line,
+value, changed locals, raised exception, depth.  Only times and object
+addresses (``at 0x...`` in default reprs) may differ.
+"""
+
+import os
+import re
+
+import pytest
+
+from smiley_like.tracer.recorder import _ctracer
+
+from conftest import python
+
+pytestmark = pytest.mark.skipif(
+    _ctracer is None and os.environ.get("SMILEY_LIKE_TRACER") != "c",
+    reason="the C tracer is not built")
+
+_ADDRESS = re.compile(r" at 0x[0-9a-f]+")
+
+PROGRAMS = {
+    "functions": """
+        import sys
+
+        def f(a, b=2, *rest, **options):
+            x = a + b
+            items = [1, 2]
+            items.append(x)
+            table = {"k": 1}
+            table["k"] = 2
+            table["new"] = items
+            del x
+            return items, rest, options
+
+        def fib(n):
+            return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+        def outer():
+            v = 5
+            def inner():
+                return v + 1
+            squares = [i * i for i in range(3)]
+            total = sum(v for _ in range(2))
+            return inner(), squares, total, (lambda q: q * v)(2)
+
+        class Point:
+            dims = 2
+            def __init__(self, x, y):
+                self.x, self.y = x, y
+            def __repr__(self):
+                return f"Point({self.x}, {self.y})"
+
+        def move(p):
+            p.x += 1  # same object, new text: a changed local
+            p.y = 7
+            return p
+
+        def text(n):
+            s = ""
+            for i in range(n):
+                s += chr(97 + i % 26)
+            big = 10 ** 400
+            words = s.split("a")
+            return len(s), big > 0, len(words)
+
+        print(f(1, 2, 3, flag=True), fib(8), outer(), move(Point(1, 2)), text(60),
+              sys.gettrace())
+    """,
+    "generators": """
+        import asyncio
+
+        def gen(n):
+            total = 0
+            for i in range(n):
+                total += i
+                received = yield total
+                if received:
+                    total = 0
+            return total
+
+        def pipeline():
+            g = gen(4)
+            out = [next(g), g.send(True), next(g)]
+            out.extend(g)
+            return out
+
+        async def step(k):
+            await asyncio.sleep(0)
+            return k * 2
+
+        async def main():
+            values = []
+            for k in range(3):
+                values.append(await step(k))
+            return values
+
+        print(pipeline(), asyncio.run(main()))
+    """,
+    "exceptions": """
+        class Boom(Exception):
+            pass
+
+        def inner(k):
+            if k > 1:
+                raise Boom(f"k={k}")
+            return k
+
+        def middle(k):
+            try:
+                return inner(k)
+            finally:
+                k = -1
+
+        def outer():
+            results = []
+            for k in range(4):
+                try:
+                    results.append(middle(k))
+                except Boom as exc:
+                    results.append(str(exc))
+            return results
+
+        def divide():
+            try:
+                1 / 0
+            except ZeroDivisionError as e:
+                error = e
+            return repr(error)
+
+        print(outer(), divide())
+    """,
+    "hostile": """
+        import sys
+
+        class BadRepr:
+            def __repr__(self):
+                raise RuntimeError("no repr")
+
+        class BadEq:
+            def __eq__(self, other):
+                raise ValueError("no eq")
+            def __hash__(self):
+                raise TypeError("no hash")
+            def __repr__(self):
+                return "BadEq()"
+
+        class Recursive:
+            def __repr__(self):
+                return repr(self)
+
+        def hostile():
+            a = BadRepr()
+            b = BadEq()
+            c = Recursive()
+            loop = [1, 2]
+            loop.append(loop)
+            nested = {"self": None}
+            nested["self"] = nested
+            huge = list(range(200_000))
+            huge.append(-1)
+            blob = "x" * 1_000_000
+            deep = []
+            for _ in range(50):
+                deep = [deep]
+            return len(huge), len(blob), b is b, c is c
+
+        sys.setrecursionlimit(200)
+        print(hostile())
+    """,
+    "threads": """
+        import threading
+
+        results = {}
+
+        def work(name, n):
+            acc = 0
+            for i in range(n):
+                acc += i * i
+            results[name] = acc
+
+        class Runner:  # holds the threads out of sight: a Thread's repr races with its state
+
+            def go(self, name):
+                self.thread = threading.Thread(target=work, args=(name, 20), name=name)
+                self.thread.start()
+                self.thread.join()
+
+        runner = Runner()
+        for name in ("one", "two"):  # one after the other: thread numbers are fixed
+            runner.go(name)
+        print(sorted(results.items()))
+    """,
+}
+
+
+def stream(smiley):
+    return [(e.kind, e.thread_no, e.code.name, e.line_no, _normal(e.value),
+             _normal(e.changes), e.raised, e.depth) for e in smiley.events()]
+
+
+def _normal(value):
+    if isinstance(value, str):
+        return _ADDRESS.sub("?", value)
+    if isinstance(value, dict):
+        return {key: _normal(text) for key, text in value.items()}
+    if isinstance(value, list):
+        return [_normal(text) for text in value]
+    return value
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_same_events(smiley, name):
+    same_events(smiley, name, ())
+
+
+@pytest.mark.parametrize("options", [("--no-locals",), ("--calls-only",)])
+@pytest.mark.parametrize("name", ["functions", "generators"])
+def test_same_events_with_options(smiley, name, options):
+    same_events(smiley, name, options)
+
+
+def same_events(smiley, name, options):
+    plain = python(smiley.directory, smiley.script(PROGRAMS[name]))
+    streams = {}
+    for tracer in ("python", "c"):
+        result = smiley("run", *options, "prog.py", env={"SMILEY_LIKE_TRACER": tracer},
+                        check=0)
+        assert result.stdout == plain.stdout  # the program behaves as under python
+        assert smiley.last_run().status == "finished"
+        streams[tracer] = stream(smiley)
+    assert len(streams["c"]) > 20
+    assert streams["c"] == streams["python"]
+
+
+def test_calls_only_records_calls_and_returns_without_lines(smiley):
+    """Under the tracer this suite runs with (SMILEY_LIKE_TRACER)."""
+    smiley.record("""\
+        def add(a, b):
+            total = a + b
+            return total
+
+        def fail():
+            raise KeyError("k")
+
+        try:
+            fail()
+        except KeyError:
+            pass
+        print(add(1, 2))
+        """, options=("--calls-only",))
+    flow = [(kind, function) for kind, function, _ in smiley.flow()]
+    assert "line" not in {kind for kind, _ in flow}
+    assert ("exception", "fail") in flow
+    calls = {e.code.name: e for e in smiley.events() if e.kind == 0}
+    returns = {e.code.name: e for e in smiley.events() if e.kind == 2}
+    assert calls["add"].value == {"a": "1", "b": "2"}
+    assert returns["add"].value == "3" and returns["add"].changes is None
+    assert returns["fail"].raised == "KeyError"
+
+
+def test_tracer_is_recorded(smiley):
+    smiley.script("print(1)\n")
+    for tracer in ("c", "python"):
+        smiley("run", "--tracer", tracer, "prog.py", check=0)
+        shown = smiley("show", "last", check=0).stdout
+        assert re.search(rf"Tracer\s*\|\s*{tracer}\b", shown), shown
+
+
+def test_unknown_tracer_is_a_usage_error(smiley):
+    smiley.script("print(1)\n")
+    result = smiley("run", "prog.py", env={"SMILEY_LIKE_TRACER": "fortran"}, check=2)
+    assert "unknown tracer 'fortran'" in result.stderr
