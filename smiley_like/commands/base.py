@@ -89,3 +89,13 @@ class ErrorsAsOneLine:
                 settings = config.Settings()
             self.app._smiley_settings = settings
         return settings
+
+
+class OneRun(ErrorsAsOneLine):
+    """Mixin for commands about one recorded run: ``--database`` and the RUN argument."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        add_database_option(parser, self.settings)
+        add_run_argument(parser)
+        return parser

@@ -6,17 +6,14 @@ Imports of the database layer are in take_action: see commands/runs.py.
 
 from cliff.command import Command
 
-from smiley_like.commands.base import (ErrorsAsOneLine, add_color_option, add_database_option,
-                                       add_run_argument, use_color)
+from smiley_like.commands.base import OneRun, add_color_option, use_color
 
 
-class Replay(ErrorsAsOneLine, Command):
+class Replay(OneRun, Command):
     """Print a recorded run's events in order, with source lines and changed locals."""
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
-        add_database_option(parser, self.settings)
-        add_run_argument(parser)
         parser.add_argument("--thread", action="append", default=[], metavar="NAME_OR_NO",
                             help="only this thread (name or number; repeatable)")
         parser.add_argument("--function", action="append", default=[], metavar="NAME",

@@ -11,7 +11,7 @@ from cliff.command import Command
 from cliff.lister import Lister
 from cliff.show import ShowOne
 
-from smiley_like.commands.base import ErrorsAsOneLine, add_database_option, add_run_argument
+from smiley_like.commands.base import ErrorsAsOneLine, OneRun, add_database_option
 from smiley_like.errors import UsageError
 
 RUN_COLUMNS = ("Run", "Command", "Started", "Duration", "Ended", "Events")
@@ -82,14 +82,9 @@ class ListRuns(ErrorsAsOneLine, Lister):
                               ended(run), run.event_count) for run in rows]
 
 
-class ShowRun(ErrorsAsOneLine, ShowOne):
+class ShowRun(OneRun, ShowOne):
     """Show one run in detail, with its error and traceback if it failed."""
 
-    def get_parser(self, prog_name):
-        parser = super().get_parser(prog_name)
-        add_database_option(parser, self.settings)
-        add_run_argument(parser)
-        return parser
 
     def take_action(self, parsed_args):
         from smiley_like.store import queries

@@ -8,8 +8,7 @@ import time
 from cliff.command import Command
 from cliff.lister import Lister
 
-from smiley_like.commands.base import (ErrorsAsOneLine, add_color_option, add_database_option,
-                                       add_run_argument, use_color)
+from smiley_like.commands.base import OneRun, add_color_option, use_color
 
 THREAD_COLUMNS = ("Thread", "Name", "Ident", "Process", "First event", "Last event", "Events",
                   "Ended")
@@ -33,14 +32,9 @@ def _ending(place, run):
     return f"running, {where}" if run.status == "running" else f"still running {where} at the end"
 
 
-class Threads(ErrorsAsOneLine, Lister):
+class Threads(OneRun, Lister):
     """List the threads of a run: when each ran, how many events, how it ended."""
 
-    def get_parser(self, prog_name):
-        parser = super().get_parser(prog_name)
-        add_database_option(parser, self.settings)
-        add_run_argument(parser)
-        return parser
 
     def take_action(self, parsed_args):
         from smiley_like import where
@@ -60,13 +54,11 @@ class Threads(ErrorsAsOneLine, Lister):
         return THREAD_COLUMNS, rows
 
 
-class Where(ErrorsAsOneLine, Command):
+class Where(OneRun, Command):
     """Show where each thread of a run is, or was when the run ended: stack, line, locals."""
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
-        add_database_option(parser, self.settings)
-        add_run_argument(parser)
         parser.add_argument("--thread", action="append", default=[], metavar="NAME_OR_NO",
                             help="only this thread (name or number; repeatable)")
         add_color_option(parser)
