@@ -192,8 +192,11 @@ class StoreWriter:
     slow or locked database makes :meth:`batch` wait, which stops the
     monitor taking messages, which makes the senders wait: back-pressure,
     never a drop.  A database locked for longer than the busy timeout is
-    tried again every *retry_after* seconds; any other database error stops
-    the writer, and the next call raises it.
+    tried again every *retry_after* seconds (after :meth:`give_up_when_busy`,
+    once, then counted in :attr:`unstored`).  A record the database refuses
+    is skipped and counted (:attr:`refused`); a failure of the database
+    itself (disk full, read-only, corrupt) stops the writer, and the next
+    call raises it.
     """
 
     def __init__(self, store, *, queue_size=4, retry_after=0.5):
