@@ -108,6 +108,13 @@ def wait_for_run(smiley, run="last", status=None, timeout=60):
         time.sleep(0.1)
 
 
+def ticking_locally(smiley, n, pause):
+    """Write the ticking program and record it locally: (its output, events it records)."""
+    smiley.script(TICKING.format(n=n, pause=pause))
+    local = smiley("run", "prog.py", check=0)
+    return local.stdout, smiley.last_run().event_count
+
+
 def remote(smiley, endpoint, *args, check=None, flush_timeout=None):
     options = ["--remote", "--socket", endpoint]
     if flush_timeout is not None:
@@ -171,38 +178,25 @@ def test_concurrent_runs_from_several_processes(smiley, monitor):
     assert "->" not in watcher.out  # --quiet: starts and ends only
 
 
-def test_a_monitor_started_after_the_run_gets_all_of_it(smiley, monitor):
-    # 20,000 ticks is more events than the sender buffers: the program waits for a monitor.
-    smiley.script(TICKING.format(n=20000, pause=0))
-    local = smiley("run", "prog.py", check=0)
-    expected = smiley.last_run().event_count
+@pytest.mark.parametrize("ticks, pause, flush_timeout, late", [
+    # More events than the sender holds: the program waits for the monitor.
+    (20000, 0, 30, 1.0),
+    # Far fewer: nothing is given up, however short the flush timeout and late the monitor.
+    (40, 0.1, 1, 2.5),
+], ids=["busy", "slow"])
+def test_a_monitor_started_after_the_run_gets_all_of_it(smiley, monitor, ticks, pause,
+                                                        flush_timeout, late):
+    output, expected = ticking_locally(smiley, ticks, pause)
     watcher = monitor()
-    process = popen_remote(smiley, watcher.endpoint, "prog.py", flush_timeout=30)
+    process = popen_remote(smiley, watcher.endpoint, "prog.py", flush_timeout=flush_timeout)
     assert process.stdout.readline() == "ticking\n"
-    time.sleep(1.0)
+    time.sleep(late)
     watcher.start()
     out, err = process.communicate(timeout=120)
-    assert (process.returncode, "ticking\n" + out, err) == (0, local.stdout, "")
+    assert (process.returncode, "ticking\n" + out, err) == (0, output, "")
     run = wait_for_run(smiley)
     assert (run.status, run.event_count, run.lost_events) == ("finished", expected, 0)
     assert run.command == '["prog.py"]'  # the start of the run waited for the monitor too
-
-
-def test_a_late_monitor_gets_a_slow_run_whole_however_short_the_flush_timeout(smiley, monitor):
-    # The run makes far fewer events than the sender holds: it never has to give up any,
-    # however long the monitor takes to come.
-    smiley.script(TICKING.format(n=40, pause=0.1))
-    smiley("run", "prog.py", check=0)
-    expected = smiley.last_run().event_count
-    watcher = monitor()
-    process = popen_remote(smiley, watcher.endpoint, "prog.py", flush_timeout=1)
-    assert process.stdout.readline() == "ticking\n"
-    time.sleep(2.5)
-    watcher.start()
-    out, err = process.communicate(timeout=120)
-    assert (process.returncode, out, err) == (0, "done\n", "")
-    run = wait_for_run(smiley)
-    assert (run.event_count, run.lost_events) == (expected, 0)
 
 
 def test_no_monitor_the_program_runs_as_usual_and_says_so_once(smiley):
@@ -221,9 +215,7 @@ def test_no_monitor_the_program_runs_as_usual_and_says_so_once(smiley):
 
 
 def test_a_monitor_killed_and_restarted_mid_run(smiley, monitor):
-    smiley.script(TICKING.format(n=1500, pause=0.002))
-    smiley("run", "prog.py", check=0)
-    expected = smiley.last_run().event_count
+    _, expected = ticking_locally(smiley, 1500, 0.002)
     first = monitor("--quiet").start()
     process = popen_remote(smiley, first.endpoint, "prog.py", flush_timeout=30)
     assert process.stdout.readline() == "ticking\n"
@@ -366,9 +358,7 @@ def test_a_terminal_that_cannot_keep_up_skips_and_says_so(smiley, monitor):
 
 
 def test_a_locked_database_holds_the_senders_back_and_loses_nothing(smiley, monitor):
-    smiley.script(TICKING.format(n=3000, pause=0.0005))
-    smiley("run", "prog.py", check=0)
-    expected = smiley.last_run().event_count
+    _, expected = ticking_locally(smiley, 3000, 0.0005)
     watcher = monitor("--quiet", env={"SMILEY_LIKE_BUSY_TIMEOUT": "0.2"}).start()
     blocker = sqlite3.connect(smiley.database, timeout=30)
     try:
