@@ -153,3 +153,12 @@ def test_bad_setting_in_the_environment(smiley):
     smiley.script("x = 1\n")
     result = smiley("run", "prog.py", env={"SMILEY_LIKE_MAX_REPR": "abc"})
     assert_one_line_error(result, "SMILEY_LIKE_MAX_REPR", "whole number", "'abc'")
+
+
+def test_a_malformed_monitor_address_is_refused_before_the_program_runs(smiley):
+    smiley.script('print("ran")\n')
+    result = smiley("run", "--remote", "--socket", "bogus://", "prog.py", check=2)
+    assert (result.stdout, result.stderr) == ("", "smiley-like: not a monitor address: "
+                                              "'bogus://' (give tcp://HOST:PORT or ipc://PATH)\n")
+    result = smiley("monitor", "--socket", "tcp://localhost", check=2)
+    assert result.stderr.startswith("smiley-like: not a monitor address: 'tcp://localhost'")

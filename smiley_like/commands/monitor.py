@@ -6,6 +6,7 @@ from smiley_like import config
 from smiley_like.commands.base import (ErrorsAsOneLine, add_color_option, add_database_option,
                                        use_color)
 from smiley_like.errors import UsageError
+from smiley_like.wire import check_endpoint
 
 
 class Monitor(ErrorsAsOneLine, Command):
@@ -53,6 +54,7 @@ class Monitor(ErrorsAsOneLine, Command):
         if not 0 <= parsed_args.stall_after < 10**6:
             raise UsageError(f"--stall-after must be a number of seconds from 0, not "
                              f"{parsed_args.stall_after}")
+        check_endpoint(parsed_args.socket)
         from smiley_like import monitor
         from smiley_like.render.live import LivePrinter
         from smiley_like.store.engine import open_store

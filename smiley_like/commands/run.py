@@ -12,6 +12,7 @@ from smiley_like.errors import UsageError
 from smiley_like.tracer import runner
 from smiley_like.tracer.recorder import TRACERS, choose_tracer
 from smiley_like.tracer.session import Recording
+from smiley_like.wire import check_endpoint
 
 
 def _reset_logging():
@@ -115,6 +116,8 @@ class Run(ErrorsAsOneLine, Command):
         else:
             raise UsageError("nothing to run: give a script, or -m MODULE")
         runner.check(target)
+        if parsed_args.remote:
+            check_endpoint(parsed_args.socket)
         settings = self.settings
         settings.max_repr = max(parsed_args.max_repr, 8)
         settings.max_depth = max(parsed_args.max_depth, 1)
