@@ -19,6 +19,7 @@ import time
 import zmq
 
 from smiley_like.errors import SmileyError, WireError
+from smiley_like.tracer.follow import process_gone
 from smiley_like.wire import codec
 from smiley_like.wire.listener import Listener
 
@@ -170,7 +171,15 @@ def _sender_of(frames):
 
 
 def _serve_private(args):
-    """Store one run for the `run` command in our parent process; exit when it ends."""
+    """Store one run for the `run` command in our parent process, with its child processes.
+
+    Prints ``ready ENDPOINT`` once it listens, ``started`` once the run's
+    start is stored, and ``stored N`` (the events of the parent's own
+    process) once the parent's end is stored or the parent is gone.  Then it
+    goes on while child processes of the run are still recording, and stops
+    when every one has ended or is gone (checked by pid: they are on this
+    host).
+    """
     from smiley_like import config
     from smiley_like.store.engine import open_store
     from smiley_like.store.writer import StoreWriter
@@ -191,31 +200,65 @@ def _serve_private(args):
     poller.register(listener.socket, zmq.POLLIN)
     poller.register(sys.stdin.fileno(), zmq.POLLIN)
     stored = 0
+    pids = {}  # run_id -> pid, of every process heard from
+    parent_done = False
+
+    def say(line):
+        try:
+            print(line, flush=True)
+        except (BrokenPipeError, ValueError):  # the traced process is gone; the database says it all
+            pass
 
     def handle(frames):
         nonlocal stored
         message = monitor.handle(frames)
-        if message is not None and message.kind == "events":
-            stored += message.header["count"]
-        elif message is not None and message.kind == "start" and message.run_id == args.run:
-            writer.flush()
-            print("started", flush=True)  # the run is in the database: it cannot vanish now
+        if message is None:
+            return None
+        pids[message.run_id] = message.pid
+        if message.run_id == args.run:
+            if message.kind == "events":
+                stored += message.header["count"]
+            elif message.kind == "start":
+                writer.flush()
+                say("started")  # the run is in the database: it cannot vanish now
         return message
 
+    def drain():
+        while (frames := listener.receive(100)) is not None:
+            handle(frames)
+
+    def children_open():
+        return [run_id for run_id in writer.runs if run_id != args.run]
+
     try:
-        while True:
-            ready = dict(poller.poll())
+        next_check = time.monotonic() + 0.5
+        while not parent_done or children_open():
+            ready = dict(poller.poll(500))
             if listener.socket in ready:
                 message = handle(listener.socket.recv_multipart())
                 if message is not None and message.kind == "end" and message.run_id == args.run:
-                    break
+                    writer.flush()
+                    parent_done = True
+                    poller.unregister(sys.stdin.fileno())
+                    say(f"stored {stored}")
             elif ready:
                 # End of file on stdin: the traced process is gone, or gave up sending.
-                while (frames := listener.receive(100)) is not None:
-                    handle(frames)
-                writer.abandon(args.run, "the traced process ended without finishing the run "
-                                         "(killed, or crashed)")
-                break
+                poller.unregister(sys.stdin.fileno())
+                drain()
+                if not parent_done:
+                    writer.abandon(args.run, "the traced process ended without finishing the "
+                                             "run (killed, or crashed)")
+                    parent_done = True
+                    say(f"stored {stored}")
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + 0.5
+                gone = [run_id for run_id in children_open() if process_gone(pids[run_id])]
+                if gone:
+                    drain()  # what they sent before they went
+                    for run_id in gone:
+                        if run_id in writer.runs:
+                            writer.abandon(run_id, "the process ended without finishing its "
+                                                   "recording (killed, or crashed)")
         writer.flush()
     except SmileyError as error:
         sys.stderr.write(f"smiley-like: writer: {error}\n")
@@ -225,10 +268,6 @@ def _serve_private(args):
         listener.close()
         store.close()
         _remove_socket_dir(args.socket)
-    try:
-        print(f"stored {stored}", flush=True)
-    except BrokenPipeError:  # the traced process is gone; the database says it all
-        pass
     return 0
 
 

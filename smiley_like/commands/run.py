@@ -94,6 +94,10 @@ class Run(ErrorsAsOneLine, Command):
                             metavar="SECONDS",
                             help="at exit, wait at most this long to deliver events "
                                  "(default: %(default)s)")
+        parser.add_argument("--no-follow-children", dest="follow_children",
+                            action="store_false",
+                            help="record only this process, not the Python processes it "
+                                 "starts (multiprocessing, os.fork, subprocess)")
         parser.add_argument("--trace-stdlib", action="store_true",
                             help="also trace the standard library")
         parser.add_argument("--trace-site-packages", action="store_true",
@@ -127,7 +131,7 @@ class Run(ErrorsAsOneLine, Command):
         recording = Recording(
             target, database=parsed_args.database, settings=settings,
             remote=parsed_args.socket if parsed_args.remote else None, trace_locals=parsed_args.trace_locals,
-            calls_only=parsed_args.calls_only,
+            calls_only=parsed_args.calls_only, follow_children=parsed_args.follow_children,
             filter_options={"trace_stdlib": parsed_args.trace_stdlib,
                             "trace_site_packages": parsed_args.trace_site_packages,
                             "include": tuple(parsed_args.include),

@@ -137,8 +137,21 @@ def _check_schema(store, create):
             raise StoreError(
                 f"'{store.name}' has schema version {version}, newer than the version "
                 f"{schema.SCHEMA_VERSION} this smiley-like reads: upgrade smiley-like")
+        if version == 1:
+            _migrate_from_1(conn)
+            return
         if version < schema.SCHEMA_VERSION:
             raise StoreError(
                 f"'{store.name}' has schema version {version}, older than the version "
                 f"{schema.SCHEMA_VERSION} this smiley-like reads, and there is no "
                 "migration for it")
+
+
+def _migrate_from_1(conn):
+    """Schema 1 had one process per run: every run is its own root."""
+    conn.exec_driver_sql("ALTER TABLE run ADD COLUMN root_id VARCHAR(32)")
+    conn.exec_driver_sql("ALTER TABLE run ADD COLUMN parent_id VARCHAR(32)")
+    conn.exec_driver_sql("UPDATE run SET root_id = id")
+    conn.exec_driver_sql("CREATE INDEX run_root ON run (root_id)")
+    conn.execute(schema.meta.update().where(schema.meta.c.key == "schema_version")
+                 .values(value=str(schema.SCHEMA_VERSION)))

@@ -8,10 +8,10 @@ start, so a reader can begin at any chunk.  ``docs/schema.rst`` shows how to
 look inside with SQL and Python.
 """
 
-from sqlalchemy import (Column, Float, ForeignKey, Integer, LargeBinary, MetaData,
+from sqlalchemy import (Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData,
                         PrimaryKeyConstraint, String, Table, Text)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APP_NAME = "smiley_like"
 
 metadata = MetaData()
@@ -23,9 +23,18 @@ meta = Table(
     comment="Marks the file as ours, with the schema version it holds.",
 )
 
+# One row per process: the program's own process is the run people see
+# (root_id = id); every child process it started, however deep, is a row of
+# its own with the same root_id, so its events, threads and code objects are
+# keyed and numbered on their own, as its tracer numbered them.
 run = Table(
     "run", metadata,
     Column("id", String(32), primary_key=True, comment="uuid4, 32 hex digits"),
+    Column("root_id", String(32), nullable=False,
+           comment="the run this process belongs to: its own id for the program's "
+                   "first process"),
+    Column("parent_id", String(32),
+           comment="id of the row of the process that started this one; NULL for the first"),
     Column("command", Text, nullable=False, comment="the program's argv, as a JSON array"),
     Column("cwd", Text, comment="working directory of the traced program"),
     Column("started_at", Float, comment="seconds since the epoch"),
@@ -46,6 +55,7 @@ run = Table(
     Column("batches", Integer, nullable=False, default=0, comment="event batches stored"),
     Column("notes", Text, comment="JSON array of remarks: displaced tracing, our own errors"),
     Column("options", Text, comment="recording options, as a JSON object"),
+    Index("run_root", "root_id"),
 )
 
 source = Table(

@@ -308,6 +308,9 @@ class StoreWriter:
             "hostname": clean(info.get("hostname")),
             "pid": message.pid,
             "options": json.dumps(info.get("options") or {}, default=repr),
+            # A child process: the run it belongs to and the process that started it.
+            "root_id": _run_ref(info.get("root")) or run_id,
+            "parent_id": _run_ref(info.get("parent")),
         }
         self._state(run_id)
 
@@ -431,9 +434,17 @@ class StoreWriter:
         return run_ids
 
 
+def _run_ref(value):
+    """A run id a start message names (root, parent), or None if it names none we could use."""
+    if isinstance(value, str) and 0 < len(value) <= 64:
+        return value
+    return None
+
+
 def _ensure_run(conn, run_id, values=None):
     """Create the run row if this is the first we hear of it (a late monitor)."""
-    values = values or {}
+    values = dict(values or {})
+    values.setdefault("root_id", run_id)  # until its start says what it belongs to
     stmt = sqlite_insert(schema.run).values(
         id=run_id, command=values.pop("command", "[]"), status="running", **values)
     conn.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))

@@ -104,6 +104,7 @@ class Recorder:
         self._file_nos = itertools.count(1)
         self._thread_nos = itertools.count(0)
         self._tracers = {}  # thread ident -> that thread's trace function
+        self._thread_of = {}  # thread ident -> that thread's number
         self._user_trace = {}  # thread ident -> trace function the program installed
         self._user_thread_hook = None
         self._internal_errors = 0
@@ -123,7 +124,6 @@ class Recorder:
         threading.settrace = self._user_threading_settrace
         if _real_threading_gettrace is not None:
             threading.gettrace = lambda: self._user_thread_hook
-        os.register_at_fork(after_in_child=self._after_fork_in_child)
         _real_threading_settrace(self._thread_started)
         self._install(self._tracer_for_this_thread())
 
@@ -145,13 +145,64 @@ class Recorder:
         if _real_threading_gettrace is not None:
             threading.gettrace = _real_threading_gettrace
 
-    def _after_fork_in_child(self):
-        # The sender thread does not exist in a forked child: stop recording there.
-        if self._active and os.getpid() != self._pid:
+    def forked(self, follow):
+        """In a forked child: go on tracing its one thread as a new process, or stop.
+
+        Called (by the session) first thing in the child, with the publisher
+        about to start over.  With *follow*, returns what the child's stream
+        must begin with: the definitions its events may refer to (every file
+        and code object, and this thread), and a call event for each frame
+        being traced on this thread's stack, outermost first, with its
+        variables, so that the child's record opens where the parent was.
+        """
+        ident = threading.get_ident()
+        # Only the thread that forked lives on in the child.
+        self._tracers = {key: value for key, value in self._tracers.items() if key == ident}
+        self._user_trace = {key: value for key, value in self._user_trace.items()
+                            if key == ident}
+        self._thread_of = {key: value for key, value in self._thread_of.items()
+                           if key == ident}
+        self._pid = os.getpid()
+        if not (follow and self._active):
             self._active = False
             _real_settrace(None)
             _real_threading_settrace(None)
             self.publisher.abandon()
+            return [], []
+        known = self.publisher.known_defs()
+        defs = [item for item in known if item[0] in ("file", "code")]
+        thread_no = self._thread_of.get(ident)
+        events = []
+        if thread_no is not None:
+            name = threading.current_thread().name
+            defs.append(("thread", thread_no, ident, threading.get_native_id(), name))
+            events = self._open_frames(thread_no)
+        return defs, events
+
+    def _open_frames(self, thread_no):
+        """Call events re-opening this thread's traced frames, outermost first."""
+        frames = []
+        frame = sys._getframe(1)
+        while frame is not None:
+            code_id = self._codes.get(frame.f_code)
+            if code_id is not None and frame.f_trace is not None:
+                frames.append((frame, code_id))
+            frame = frame.f_back
+        events = []
+        now = time.perf_counter_ns()
+        for frame, code_id in reversed(frames):
+            args = None
+            if self.trace_locals and code_id not in self._module_codes:
+                try:
+                    args = self.capture.snapshot(frame.f_locals, {}, {}, {})
+                except Exception as exc:
+                    self._internal_error(exc)
+            events.append((CALL, thread_no, now, frame.f_lineno, args, code_id))
+        return events
+
+    def hide_signal_handler(self, signum, handler):
+        """Handle *signum* ourselves, while the program still sees the default there."""
+        self._signals.hide(signum, handler)
 
     # -- definitions: once per code object, file and thread -----------------
 
@@ -192,6 +243,7 @@ class Recorder:
             self.publisher.defs.append(
                 ("thread", thread_no, ident, threading.get_native_id(), current.name))
             tracer = self._tracers[ident] = self._make_tracer(thread_no)
+            self._thread_of[ident] = thread_no
         return tracer
 
     def _thread_started(self, frame, event, arg):

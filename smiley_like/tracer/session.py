@@ -14,6 +14,7 @@ import os
 import platform
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import time
 import uuid
 
 from smiley_like.errors import StoreError
+from smiley_like.tracer import follow
 from smiley_like.tracer.capture import Capture
 from smiley_like.tracer.filters import FileFilter
 from smiley_like.tracer.recorder import Recorder
@@ -29,10 +31,16 @@ from smiley_like.wire.publisher import Publisher
 
 
 class Recording:
-    """Records one run of a program in this process."""
+    """Records one process of a run: the program's first process, or a child of it.
+
+    The first process (``smiley-like run``) starts the private writer in
+    local mode; a child process (forked, or a new interpreter started by the
+    program, see :mod:`smiley_like.tracer.follow`) sends to the same place
+    as its parent, as a process of its own in the parent's run.
+    """
 
     def __init__(self, target, *, database, settings, remote=None, trace_locals=True,
-                 calls_only=False,
+                 calls_only=False, follow_children=True,
                  filter_options=None, stderr=None):
         self.target = target
         self.database = database
@@ -40,9 +48,15 @@ class Recording:
         self.remote = remote
         self.trace_locals = trace_locals
         self.calls_only = calls_only
+        self.follow_children = follow_children
         self.filter_options = filter_options or {}
         self.stderr = stderr or sys.stderr
         self.run_id = uuid.uuid4().hex
+        self.root_id = self.run_id  # the run the user sees
+        self.parent_id = None  # the process that started this one
+        self.child = None  # None for the first process; "fork" or "exec" for a child
+        self.endpoint = None
+        self.writer_pid = None  # the private writer (local mode)
         self.outcome = None
         self._writer = None
         self._early_lines = []  # what the writer said while we waited for something else
@@ -50,30 +64,27 @@ class Recording:
         self._finished = False
         self._pid = os.getpid()
         self._real_exit = os._exit
+        self._stored = None
+        self._fork_mask = None
+        self._deferred_signal = None
+        self._sigterm_hooked = False
 
     # -- before the program ------------------------------------------------
 
     def prepare(self):
         """Start the writer (local mode) and the publisher; raise SmileyError on bad input."""
         if self.remote:
-            endpoint = self.remote
+            self.endpoint = self.remote
             peer_alive = wait_for_receiver = None
             patience = self.settings.flush_timeout  # for a monitor that is not there
         else:
-            endpoint = self._start_writer()
+            self.endpoint = self._start_writer()
+            self.writer_pid = self._writer.pid
             peer_alive = lambda: self._writer.poll() is None  # noqa: E731
-            wait_for_receiver = self._writer.wait
+            wait_for_receiver = self._wait_for_stored
             patience = None  # our own writer: as long as it lives
-        self.capture = Capture(self.settings.max_repr, self.settings.max_depth,
-                               self.settings.repr_timeout)
-        self.publisher = Publisher(endpoint, self.run_id, patience=patience,
-                                   peer_alive=peer_alive,
-                                   on_tick=self.capture.watchdog.check,
-                                   wait_for_receiver=wait_for_receiver)
-        self.recorder = Recorder(FileFilter(**self.filter_options), self.capture,
-                                 self.publisher, trace_locals=self.trace_locals,
-                                 calls_only=self.calls_only,
-                                 stderr=self.stderr, tracer=self.settings.tracer)
+        self._make_parts(patience=patience, peer_alive=peer_alive,
+                         wait_for_receiver=wait_for_receiver)
         if self.remote:
             # A monitor that is there gets the start of the run before the program's
             # first line; one that is not costs a moment, not the whole patience.
@@ -83,23 +94,150 @@ class Recording:
             # first milliseconds still leaves its run behind.
             self.publisher.start(self._run_info())
             self._wait_for_line("started", timeout=5.0)
+        self._hook_exits()
+
+    def _make_parts(self, **publisher_options):
+        self.capture = Capture(self.settings.max_repr, self.settings.max_depth,
+                               self.settings.repr_timeout)
+        self.publisher = Publisher(self.endpoint, self.run_id,
+                                   on_tick=self.capture.watchdog.check, **publisher_options)
+        self.recorder = Recorder(FileFilter(**self.filter_options), self.capture,
+                                 self.publisher, trace_locals=self.trace_locals,
+                                 calls_only=self.calls_only,
+                                 stderr=self.stderr, tracer=self.settings.tracer)
+
+    def _hook_exits(self):
         atexit.register(self.finish)
         os._exit = self._os_exit
-        os.register_at_fork(after_in_child=self._after_fork_in_child)
+        os.register_at_fork(before=self._before_fork, after_in_parent=self._after_fork_in_parent,
+                            after_in_child=self._after_fork_in_child)
+        if self.follow_children:
+            follow.export(self)
+
+    # -- a child process -----------------------------------------------------
+
+    @classmethod
+    def for_child(cls, config, settings, stderr=None):
+        """The recording of a new interpreter the program started (see :mod:`follow`)."""
+        recording = cls(None, database=config.get("database"), settings=settings,
+                        remote=config.get("remote"), trace_locals=config["trace_locals"],
+                        calls_only=config["calls_only"],
+                        filter_options={key: tuple(value) if isinstance(value, list) else value
+                                        for key, value in config["filter"].items()},
+                        stderr=stderr)
+        recording.child = "exec"
+        recording.root_id = config["root"]
+        recording.parent_id = config["parent"]
+        recording.endpoint = config["endpoint"]
+        recording.writer_pid = config.get("writer_pid")
+        return recording
+
+    def start_child(self):
+        """Start recording a child interpreter, from its first line of Python on."""
+        self._make_parts(**self._child_publisher_options())
+        self._terminate_cleanly()
+        self.publisher.start(self._run_info(), wait=0.0)
+        self._hook_exits()
+        self.recorder.start()
+
+    def _child_publisher_options(self):
+        if self.writer_pid is not None:  # local mode: the private writer, while it lives
+            writer_pid = self.writer_pid
+            return dict(patience=None, peer_alive=lambda: not follow.process_gone(writer_pid),
+                        wait_for_receiver=None)
+        return dict(patience=self.settings.flush_timeout, peer_alive=None,
+                    wait_for_receiver=None)
+
+    def _before_fork(self):
+        # SIGTERM waits until the child can send what it recorded before it dies
+        # (Pool.terminate can come within the child's first milliseconds).
+        self._fork_mask = None
+        if self.follow_children and not self._finished:
+            self._fork_mask = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+
+    def _after_fork_in_parent(self):
+        if self._fork_mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._fork_mask)
+
+    def _after_fork_in_child(self):
+        try:
+            self._become_child()
+        finally:
+            self._after_fork_in_parent()  # the child's mask, as it was
+
+    def _become_child(self):
+        # The child must not hold the writer's stdin open: its end of file
+        # is how the writer learns that we are gone.
+        if self._writer is not None and self._writer.stdin is not None:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._writer.stdin.fileno())
+            os.close(devnull)
+        self._writer = None
+        self._tmpdir = None  # the parent's (or the writer's) to remove
+        if self._finished:
+            return
+        if not self.follow_children:
+            self._finished = True
+            self.recorder.forked(follow=False)
+            return
+        # The child goes on where the parent was, as a process of its own in the run.
+        self.parent_id, self.run_id = self.run_id, uuid.uuid4().hex
+        self.child = "fork"
+        self._pid = os.getpid()
+        self._early_lines = []
+        self._stored = None
+        defs, events = self.recorder.forked(follow=True)
+        self.publisher.restart_in_child(self.run_id, defs, **self._child_publisher_options())
+        self.publisher.buffer.extend(events)
+        self.publisher.start(self._run_info(), wait=0.0)
+        follow.export(self)
+        self._terminate_cleanly()
+
+    def _terminate_cleanly(self):
+        """A child stopped with SIGTERM (Pool.terminate) first sends what it recorded.
+
+        Only where SIGTERM would kill the process anyway; the signal is then
+        delivered again, unhandled, so the exit status is the same.
+        """
+        if threading_is_main() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            self.recorder.hide_signal_handler(signal.SIGTERM, self._on_sigterm)
+            self._sigterm_hooked = True
+
+    def _on_sigterm(self, signum, frame):
+        if self._finished:  # finishing already: the signal's turn comes when that is done
+            self._deferred_signal = signum
+            return
+        try:
+            self.finish(killed_by=signum)
+        finally:
+            self._die_of(signum)
+
+    @staticmethod
+    def _die_of(signum):
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
     def _run_info(self):
+        if self.target is not None:  # the program's first process, or a fork of it
+            argv = self.target.argv
+        else:  # a new interpreter: its whole command line says what it is
+            argv = list(getattr(sys, "orig_argv", sys.argv))
         return {
-            "argv": self.target.argv,
+            "argv": argv,
             "cwd": os.getcwd(),
             "started_at": time.time(),
             "clock_ns": time.perf_counter_ns(),
             "python": platform.python_version(),
             "hostname": socket.gethostname(),
+            "root": self.root_id,
+            "parent": self.parent_id,
             "options": {"trace_locals": self.trace_locals,
                         "tracer": self.recorder.tracer,
                         "calls_only": self.calls_only,
                         "max_repr": self.settings.max_repr,
                         "max_depth": self.settings.max_depth,
+                        "follow_children": self.follow_children,
+                        **({"child": self.child} if self.child else {}),
                         **{key: list(value) if isinstance(value, tuple) else value
                            for key, value in self.filter_options.items()}},
         }
@@ -127,14 +265,6 @@ class Recording:
         raise StoreError(f"the writer process for '{self.database}' failed to start "
                          f"(exit status {self._writer.returncode})")
 
-    def _after_fork_in_child(self):
-        # The child must not hold the writer's stdin open: its end of file
-        # is how the writer learns that we are gone.
-        if self._writer is not None and self._writer.stdin is not None:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self._writer.stdin.fileno())
-            os.close(devnull)
-
     def start_tracing(self):
         """Called by the runner just before the program's first line."""
         self.recorder.start()
@@ -143,24 +273,38 @@ class Recording:
 
     def _os_exit(self, status):
         if os.getpid() == self._pid:
-            self.finish(abrupt_status=status)
+            caller = sys._getframe(1).f_code.co_filename
+            # multiprocessing ends its forked children with os._exit: that is their
+            # normal end, with the exit code of the process object.
+            normal = self.child == "fork" and os.path.basename(os.path.dirname(caller)) \
+                == "multiprocessing"
+            self.finish(exit_status=status, abrupt=not normal)
         self._real_exit(status)
 
-    def finish(self, abrupt_status=None):
+    def finish(self, exit_status=None, abrupt=True, killed_by=None):
         """Stop tracing, deliver what is left, wait for the writer; report what was lost."""
         if self._finished or os.getpid() != self._pid:
             return
         self._finished = True
+        try:
+            self._finish(exit_status, abrupt, killed_by)
+        except Exception as exc:  # ours: the program's exit must not notice
+            self._say(f"internal error while finishing the recording: "
+                      f"{type(exc).__name__}: {exc}")
+
+    def _finish(self, exit_status, abrupt, killed_by):
         self.recorder.stop()
         os._exit = self._real_exit
-        end = self._end_info(abrupt_status)
-        # Local mode waits as long as the writer lives: it is our own process.
-        self.publisher.close(end, self.settings.flush_timeout if self.remote else None)
+        end = self._end_info(exit_status, abrupt, killed_by)
+        # The first process in local mode waits as long as the writer lives: it is
+        # our own process.  Anything else waits at most the flush timeout.
+        local_parent = self._writer is not None
+        self.publisher.close(end, None if local_parent else self.settings.flush_timeout)
         lost = self.publisher.lost
         problem = None
         if self.publisher.error is not None:
             problem = f"could not send events: {self.publisher.error}"
-        if self._writer is not None:
+        if local_parent:
             stored = self._wait_for_writer()
             if stored is None:
                 problem = problem or "the writer process failed; see its message above"
@@ -170,29 +314,54 @@ class Recording:
         if problem:
             self._say(problem)
         if self.remote and not self.publisher.ever_connected:
-            self._say(f"no monitor was listening at {self.remote}: this run was not recorded "
-                      f"({lost} events; start one with 'smiley-like monitor')")
+            self._say(f"no monitor was listening at {self.remote}: this {self._what()} was not "
+                      f"recorded ({lost} events; start one with 'smiley-like monitor')")
         elif lost:
             where = f"the monitor at {self.remote}" if self.remote else f"'{self.database}'"
-            self._say(f"{lost} events were not recorded in {where}")
+            self._say(f"{lost} events {self._of_what()}were not recorded in {where}")
         if self.publisher.cut_short:
             self._say(f"the monitor at {self.remote} was still taking the last events when "
                       f"the flush timeout ran out: up to {self.publisher.cut_short} of them "
                       "may be missing")
         self._cleanup()
+        if self._deferred_signal is not None:
+            self._die_of(self._deferred_signal)
+        if self._sigterm_hooked:
+            self._sigterm_hooked = False
+            try:
+                if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            except ValueError:  # not the main thread
+                pass
 
-    def _end_info(self, abrupt_status):
+    def _what(self):
+        return "run" if self.child is None else f"child process {os.getpid()}"
+
+    def _of_what(self):
+        return "" if self.child is None else f"of child process {os.getpid()} "
+
+    def _end_info(self, exit_status, abrupt, killed_by):
         notes = list(self.recorder.notes)
-        if abrupt_status is not None:
-            notes.append(f"the program called os._exit({abrupt_status})")
-            return {"status": "abrupt", "exit_code": abrupt_status, "ended_at": time.time(),
+        ended_at = time.time()
+        if killed_by is not None:
+            notes.append(f"the process was stopped by signal {signal.Signals(killed_by).name}")
+            return {"status": "abrupt", "exit_code": -killed_by, "ended_at": ended_at,
+                    "notes": notes}
+        if exit_status is not None:
+            if not abrupt:
+                return {"status": "finished" if exit_status == 0 else "error",
+                        "exit_code": exit_status, "ended_at": ended_at, "notes": notes}
+            notes.append(f"the program called os._exit({exit_status})")
+            return {"status": "abrupt", "exit_code": exit_status, "ended_at": ended_at,
                     "notes": notes}
         outcome = self.outcome
+        if outcome is None and self.child == "exec":
+            outcome = follow.outcome_at_exit()
         if outcome is None:
-            return {"status": "abrupt", "ended_at": time.time(), "notes": notes}
+            return {"status": "abrupt", "ended_at": ended_at, "notes": notes}
         return {"status": outcome.status, "exit_code": outcome.exit_code,
                 "exc_type": outcome.exc_type, "exc_message": outcome.exc_message,
-                "traceback": outcome.traceback, "ended_at": time.time(), "notes": notes}
+                "traceback": outcome.traceback, "ended_at": ended_at, "notes": notes}
 
     def _wait_for_line(self, expected, timeout):
         """Read the writer's next line if it comes within *timeout* seconds (else go on)."""
@@ -202,20 +371,36 @@ class Recording:
             if line != expected:
                 self._early_lines.append(line)
 
-    def _wait_for_writer(self):
-        """Wait for the writer to store everything; return the events it stored, or None."""
-        self._writer.stdin.close()  # if the end message never came, the writer stops now
-        output = self._writer.stdout.read()
-        self._writer.wait()
-        for line in self._early_lines + output.splitlines():
+    def _wait_for_stored(self):
+        """The publisher's last wait (local mode): until the writer has stored our end.
+
+        The writer says ``stored N`` then, and may go on storing child processes
+        that outlive us; we do not wait for those.
+        """
+        for line in self._writer.stdout:
+            line = line.strip()
             if line.startswith("stored "):
-                return int(line.split()[1])
-        return None
+                self._stored = int(line.split()[1])
+                return
+            self._early_lines.append(line)
+        self._writer.wait()  # end of output: the writer has exited
+
+    def _wait_for_writer(self):
+        """The events the writer stored of this process, or None if it failed."""
+        self._writer.stdin.close()  # if the end message never came, the writer stops now
+        if self._stored is None:
+            self._wait_for_stored()
+        for line in self._early_lines:
+            if line.startswith("stored "):
+                self._stored = int(line.split()[1])
+        return self._stored
 
     def _cleanup(self):
-        if self._tmpdir:
+        # The writer removes its socket directory when it exits: child processes may
+        # still be sending to it after we are gone.
+        if self._tmpdir and (self._writer is None or self._writer.poll() is not None):
             shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None
+        self._tmpdir = None
 
     def _say(self, text):
         try:
@@ -223,3 +408,9 @@ class Recording:
             self.stderr.flush()
         except Exception:
             pass
+
+
+def threading_is_main():
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

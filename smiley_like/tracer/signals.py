@@ -42,6 +42,7 @@ class SignalGuard:
     def __init__(self):
         self._handlers = {}  # signal number -> the program's own handler
         self.pending = []  # exceptions handlers raised in our frames, for the tracer to raise
+        self._hidden = {}  # signal number -> our own handler, which the program does not see
 
     def install(self):
         current = _real_getsignal(signal.SIGINT)
@@ -50,9 +51,19 @@ class SignalGuard:
         signal.signal = self._user_signal
         signal.getsignal = self._user_getsignal
 
+    def hide(self, signum, handler):
+        """Install our *handler* for *signum*; the program sees the default handler there.
+
+        It outlives :meth:`uninstall` (it may have to run while the recording
+        finishes); its owner puts the default back.
+        """
+        _real_signal(signum, handler)
+        self._hidden[signum] = handler
+
     def uninstall(self):
         signal.signal = _real_signal
         signal.getsignal = _real_getsignal
+        # Hidden handlers stay: their owner removes them when it is done (see hide).
         for signum, handler in self._handlers.items():
             try:
                 _real_signal(signum, handler)
@@ -84,4 +95,9 @@ class SignalGuard:
 
     def _user_getsignal(self, signum):
         handler = self._handlers.get(signum)
-        return handler if handler is not None else _real_getsignal(signum)
+        if handler is not None:
+            return handler
+        handler = _real_getsignal(signum)
+        if handler is not None and handler is self._hidden.get(signum):
+            return signal.SIG_DFL
+        return handler

@@ -42,6 +42,9 @@ class Publisher:
 
     def __init__(self, endpoint, run_id, *, interval=0.05, max_buffered=65536, hwm=64,
                  patience=None, peer_alive=None, on_tick=None, wait_for_receiver=None):
+        self._options = dict(interval=interval, max_buffered=max_buffered, hwm=hwm,
+                             patience=patience, peer_alive=peer_alive, on_tick=on_tick,
+                             wait_for_receiver=wait_for_receiver)
         self.endpoint = endpoint
         self.run_id = run_id
         self.pid = os.getpid()
@@ -117,7 +120,7 @@ class Publisher:
         if timeout is not None:
             self._deadline = time.monotonic() + timeout
         self._wake.set()
-        if self._thread is not None:
+        if self._thread is not None and self._thread.ident is not None:  # started
             self._thread.join(None if timeout is None else timeout + 1.0)
 
     def abandon(self):
@@ -125,6 +128,26 @@ class Publisher:
         self.lost = 0
         del self.buffer[:]
         del self.defs[:]
+
+    def known_defs(self):
+        """Every definition handed to us so far, sent or not."""
+        return self._all_defs + self.defs
+
+    def restart_in_child(self, run_id, defs, **options):
+        """In a forked child: become a new, unstarted publisher for *run_id*.
+
+        The parent's socket, context and thread are not ours to touch (ZeroMQ
+        contexts do not survive a fork); they are left alone, and :meth:`start`
+        makes new ones.  The tracers hold on to :attr:`buffer` and :attr:`defs`,
+        so those lists are kept and emptied: what they held is the parent's to
+        send.  *defs* are the definitions the child's events may refer to
+        (sent first); *options* replace constructor options.
+        """
+        buffer, pending = self.buffer, self.defs
+        self.__init__(self.endpoint, run_id, **dict(self._options, **options))
+        del buffer[:]
+        pending[:] = defs
+        self.buffer, self.defs = buffer, pending
 
     # -- the sender thread -------------------------------------------------
 

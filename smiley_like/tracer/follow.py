@@ -1,0 +1,127 @@
+"""Following child processes: every Python process the program starts joins its run.
+
+A forked child (``os.fork``, and ``multiprocessing``'s fork and forkserver
+workers) already holds the tracer; :class:`~smiley_like.tracer.session.Recording`
+turns it into a process of its own at the fork.  A new interpreter
+(``multiprocessing``'s spawn, ``subprocess`` running Python) starts from
+nothing, so the recording process leaves two things in its environment for
+it, the way coverage.py's subprocess support does:
+
+* ``SMILEY_LIKE_CHILD``, a JSON object saying where to send events, which run
+  and parent process the child belongs to, and how to record;
+* a directory first on ``PYTHONPATH`` holding a ``sitecustomize`` module,
+  which Python imports at start-up.  It takes its directory off ``sys.path``
+  again, imports the ``sitecustomize`` it shadows (if there is one), and
+  calls :func:`bootstrap`.
+
+An interpreter that ignores the environment (``-E``, ``-I``) or cannot import
+smiley_like (another Python) runs untraced.
+"""
+
+import json
+import os
+import sys
+
+from smiley_like.tracer import PACKAGE_DIR
+
+CHILD_ENV = "SMILEY_LIKE_CHILD"
+BOOT_DIR = os.path.join(PACKAGE_DIR, "tracer", "boot")
+# multiprocessing's helper process: it never runs the program's code.
+_HELPERS = ("from multiprocessing.resource_tracker import",)
+
+
+def export(recording):
+    """Tell the interpreters this process starts from now on how to join the run."""
+    filter_options = {key: list(value) if isinstance(value, tuple) else value
+                      for key, value in recording.filter_options.items()}
+    settings = recording.settings
+    config = {
+        "endpoint": recording.endpoint,
+        "remote": recording.remote,
+        "database": recording.database,
+        "writer_pid": recording.writer_pid,
+        "root": recording.root_id,
+        "parent": recording.run_id,
+        "trace_locals": recording.trace_locals,
+        "calls_only": recording.calls_only,
+        "filter": filter_options,
+        "settings": {"max_repr": settings.max_repr, "max_depth": settings.max_depth,
+                     "repr_timeout": settings.repr_timeout,
+                     "flush_timeout": settings.flush_timeout, "tracer": settings.tracer},
+    }
+    os.environ[CHILD_ENV] = json.dumps(config)
+    path = os.environ.get("PYTHONPATH", "")
+    if BOOT_DIR not in path.split(os.pathsep):
+        os.environ["PYTHONPATH"] = BOOT_DIR + (os.pathsep + path if path else "")
+
+
+def bootstrap():
+    """Record this interpreter as a child process of a run, if the environment says so."""
+    text = os.environ.get(CHILD_ENV)
+    if not text or _is_helper():
+        return None
+    from smiley_like import config as settings_module
+    from smiley_like.tracer.session import Recording
+
+    try:
+        config = json.loads(text)
+        settings = settings_module.Settings(**config["settings"])
+        recording = Recording.for_child(config, settings)
+        recording.start_child()
+    except Exception as exc:  # never stop the program from starting
+        sys.stderr.write(f"smiley-like: this child process ({os.getpid()}) is not recorded: "
+                         f"{type(exc).__name__}: {exc}\n")
+        return None
+    return recording
+
+
+def _is_helper():
+    argv = getattr(sys, "orig_argv", [])
+    for index, arg in enumerate(argv[:-1]):
+        if arg == "-c":
+            return argv[index + 1].startswith(_HELPERS)
+    return False
+
+
+def outcome_at_exit():
+    """How a child interpreter is ending, as far as an atexit handler can tell.
+
+    An uncaught exception has been printed (and left in ``sys.last_value``) by
+    then; the status passed to ``sys.exit`` is not visible, so a normal exit
+    has no exit code.
+    """
+    from smiley_like.tracer.runner import Outcome
+
+    exc = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    if exc is None:
+        return Outcome(status="finished", exit_code=None)
+    import traceback
+
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<str failed>"
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    return Outcome(status="interrupted" if interrupted else "error",
+                   exit_code=130 if interrupted else 1, exc_type=type(exc).__qualname__,
+                   exc_message=message,
+                   traceback="".join(traceback.format_exception(type(exc), exc,
+                                                                exc.__traceback__)))
+
+
+def process_gone(pid):
+    """True if process *pid* (on this host) has ended, even if nobody has reaped it yet."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            state = handle.read().rsplit(b")", 1)[1].split()[0]
+        return state in (b"Z", b"X")
+    except FileNotFoundError:
+        return True
+    except (OSError, IndexError):  # no /proc here
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+        return False
