@@ -17,6 +17,12 @@ def add_run_argument(parser):
     parser.add_argument("run", metavar="RUN", help="run id, unique prefix, or 'last'")
 
 
+def add_process_option(parser, default):
+    parser.add_argument("--process", action="append", default=[], metavar="PID",
+                        help=f"only this process of the run (pid; repeatable; default: "
+                             f"{default})")
+
+
 def add_color_option(parser):
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                         help="colour the output (default: auto, on a terminal)")

@@ -6,7 +6,9 @@ Imports of the database layer are in take_action: see commands/runs.py.
 
 from cliff.command import Command
 
-from smiley_like.commands.base import OneRun, add_color_option, use_color
+from smiley_like.commands.base import (OneRun, add_color_option, add_process_option,
+                                       use_color)
+from smiley_like.errors import UsageError
 
 
 class Replay(OneRun, Command):
@@ -27,6 +29,7 @@ class Replay(OneRun, Command):
                             help="stop after this sequence number")
         parser.add_argument("--no-locals", dest="show_locals", action="store_false",
                             help="leave out arguments, locals and return values")
+        add_process_option(parser, "the program's first process")
         add_color_option(parser)
         return parser
 
@@ -36,7 +39,20 @@ class Replay(OneRun, Command):
         from smiley_like.store import queries
 
         with self.run_in_store(parsed_args) as (store, run_id):
-            run = queries.run(store, run_id)
+            processes = queries.processes(store, run_id)
+            if parsed_args.process:
+                chosen = queries.select_processes(processes, parsed_args.process)
+                if len(chosen) > 1:
+                    raise UsageError("replay shows one process at a time: give one --process")
+                run = chosen[0]
+            else:
+                run = processes[0]
+                if len(processes) > 1:
+                    self.app.stderr.write(
+                        f"smiley-like: this run has {len(processes) - 1} more processes "
+                        f"({', '.join(str(p.pid) for p in processes[1:])}); replay one with "
+                        "--process PID\n")
+            run_id = run.id
             threads = queries.threads(store, run_id)
             out = self.app.stdout
             color = use_color(parsed_args, out)

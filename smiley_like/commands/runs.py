@@ -14,7 +14,9 @@ from cliff.show import ShowOne
 from smiley_like.commands.base import ErrorsAsOneLine, OneRun, add_database_option
 from smiley_like.errors import UsageError
 
-RUN_COLUMNS = ("Run", "Command", "Started", "Duration", "Ended", "Events")
+RUN_COLUMNS = ("Run", "Command", "Started", "Duration", "Ended", "Events", "Processes")
+PROCESS_COLUMNS = ("Pid", "Parent", "Command", "Started", "Duration", "Ended", "Events",
+                   "Threads", "Recorded as")
 
 
 def _when(stamp):
@@ -41,12 +43,16 @@ def _command(run):
     return " ".join(command_line(run))
 
 
+def _shorten(text, width):
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 def ended(run):
     """How a run ended, in a few words."""
     if run.status == "running":
         text = "running"
     elif run.status == "finished":
-        text = f"exit {run.exit_code}"
+        text = f"exit {run.exit_code}" if run.exit_code is not None else "ended"
     elif run.status == "error":
         text = f"{run.exc_type} (exit {run.exit_code})"
     elif run.status == "interrupted" and run.ended_at is None:
@@ -79,7 +85,25 @@ class ListRuns(ErrorsAsOneLine, Lister):
         finally:
             store.close()
         return RUN_COLUMNS, [(run.id, _command(run), _when(run.started_at), _duration(run),
-                              ended(run), run.event_count) for run in rows]
+                              ended(run), run.event_count, run.processes) for run in rows]
+
+
+class ListProcesses(OneRun, Lister):
+    """List the processes of a run: the program's own, and every child it started."""
+
+    def take_action(self, parsed_args):
+        from smiley_like.store import queries
+
+        with self.run_in_store(parsed_args) as (store, run_id):
+            rows = queries.processes(store, run_id)
+            threads = {row.id: len(queries.threads(store, row.id)) for row in rows}
+        pids = {row.id: row.pid for row in rows}
+        return PROCESS_COLUMNS, [
+            (row.pid, pids.get(row.parent_id, "") if row.parent_id else "",
+             _shorten(_command(row), 80),
+             _when(row.started_at), _duration(row), ended(row), row.event_count,
+             threads[row.id], row.id)
+            for row in rows]
 
 
 class ShowRun(OneRun, ShowOne):
@@ -93,6 +117,8 @@ class ShowRun(OneRun, ShowOne):
             run = queries.run(store, run_id)
             threads = queries.threads(store, run_id)
             files = queries.files(store, run_id)
+            processes = queries.processes(store, run_id)
+        children = [row for row in processes if row.id != run.id]
         fields = {
             "Run": run.id,
             "Command": _command(run),
@@ -111,6 +137,9 @@ class ShowRun(OneRun, ShowOne):
             "Events": run.event_count,
             "Lost events": run.lost_events,
             "Threads": ", ".join(f"{t.thread_no}:{t.name}" for t in threads),
+            "Child processes": (", ".join(f"{row.pid} ({ended(row)})" for row in children)
+                                if run.parent_id is None else f"(this is a child of run "
+                                                              f"{run.root_id})"),
             "Files": "\n".join(path for path, _ in files.values()),
             "Notes": "\n".join(json.loads(run.notes or "[]")),
             "Traceback": (run.traceback or "").rstrip("\n"),

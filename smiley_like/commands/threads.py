@@ -8,7 +8,8 @@ import time
 from cliff.command import Command
 from cliff.lister import Lister
 
-from smiley_like.commands.base import OneRun, add_color_option, use_color
+from smiley_like.commands.base import (OneRun, add_color_option, add_process_option,
+                                       use_color)
 
 THREAD_COLUMNS = ("Thread", "Name", "Ident", "Process", "First event", "Last event", "Events",
                   "Ended")
@@ -32,25 +33,38 @@ def _ending(place, run):
     return f"running, {where}" if run.status == "running" else f"still running {where} at the end"
 
 
-class Threads(OneRun, Lister):
-    """List the threads of a run: when each ran, how many events, how it ended."""
+def chosen_processes(store, run_id, parsed_args):
+    """The process rows a command shows: those given with --process, or all."""
+    from smiley_like.store import queries
 
+    rows = queries.processes(store, run_id)
+    return queries.select_processes(rows, parsed_args.process) if parsed_args.process \
+        else rows
+
+
+class Threads(OneRun, Lister):
+    """List the threads of a run, in all its processes: when each ran, events, how it ended."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        add_process_option(parser, "all")
+        return parser
 
     def take_action(self, parsed_args):
         from smiley_like import where
         from smiley_like.store import queries
 
-        with self.run_in_store(parsed_args) as (store, run_id):
-            run = queries.run(store, run_id)
-            places = {place.thread.thread_no: place
-                      for place in where.places(store, run_id, with_locals=False)}
-            threads = queries.threads(store, run_id)
         rows = []
-        for thread in threads:
-            place = places.get(thread.thread_no)
-            rows.append((thread.thread_no, thread.name, thread.ident, run.pid,
-                         _clock(run, thread.first_ns), _clock(run, thread.last_ns),
-                         thread.event_count, _ending(place, run) if place else "no events"))
+        with self.run_in_store(parsed_args) as (store, run_id):
+            for run in chosen_processes(store, run_id, parsed_args):
+                places = {place.thread.thread_no: place
+                          for place in where.places(store, run.id, with_locals=False)}
+                for thread in queries.threads(store, run.id):
+                    place = places.get(thread.thread_no)
+                    rows.append((thread.thread_no, thread.name, thread.ident, run.pid,
+                                 _clock(run, thread.first_ns), _clock(run, thread.last_ns),
+                                 thread.event_count,
+                                 _ending(place, run) if place else "no events"))
         return THREAD_COLUMNS, rows
 
 
@@ -61,6 +75,7 @@ class Where(OneRun, Command):
         parser = super().get_parser(prog_name)
         parser.add_argument("--thread", action="append", default=[], metavar="NAME_OR_NO",
                             help="only this thread (name or number; repeatable)")
+        add_process_option(parser, "all")
         add_color_option(parser)
         return parser
 
@@ -71,15 +86,29 @@ class Where(OneRun, Command):
 
         out = self.app.stdout
         with self.run_in_store(parsed_args) as (store, run_id):
-            run = queries.run(store, run_id)
-            thread_nos = replay.select_threads(queries.threads(store, run_id),
-                                               set(parsed_args.thread)) \
-                if parsed_args.thread else None
-            places = where.places(store, run_id, thread_nos)
-            renderer = ConsoleRenderer(out, queries.files(store, run_id), cwd=run.cwd,
-                                       color=use_color(parsed_args, out))
+            pids = {row.id: row.pid for row in queries.processes(store, run_id)}
+            for index, run in enumerate(chosen_processes(store, run_id, parsed_args)):
+                thread_nos = replay.select_threads(queries.threads(store, run.id),
+                                                   set(parsed_args.thread)) \
+                    if parsed_args.thread else None
+                places = where.places(store, run.id, thread_nos)
+                renderer = ConsoleRenderer(out, queries.files(store, run.id), cwd=run.cwd,
+                                           color=use_color(parsed_args, out))
+                if index:
+                    out.write("\n")
+                self._show_process(out, run, places, renderer, pids.get(run.parent_id))
+        return 0
+
+    def _show_process(self, out, run, places, renderer, parent_pid):
+        from smiley_like import where
+
         state = "still being recorded" if run.status == "running" else "ended"
-        out.write(f"run {run.id} ({state}), pid {run.pid}\n")
+        if run.parent_id is None:
+            out.write(f"run {run.id} ({state}), pid {run.pid}\n")
+        else:
+            parent = f"process {parent_pid}" if parent_pid else f"run {run.parent_id}"
+            out.write(f"process {run.pid} ({state}), child of {parent}, recorded as "
+                      f"{run.id}\n")
         for place in places:
             thread = place.thread
             age = where.age(place, run)
@@ -103,6 +132,5 @@ class Where(OneRun, Command):
             for name, text in (place.locals or {}).items():
                 out.write(f"        {name} = {text}\n")
         if any(place.lost_events for place in places):
-            out.write(f"\n{places[0].lost_events} events of this run were lost: frames "
+            out.write(f"\n{places[0].lost_events} events of this process were lost: frames "
                       "called in them are missing from these stacks\n")
-        return 0

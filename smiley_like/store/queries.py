@@ -11,17 +11,41 @@ from smiley_like.store import schema
 from smiley_like.wire import codec
 
 def runs(store):
-    """All runs, newest first."""
+    """All runs (their first processes), newest first, each with ``processes``: how many."""
+    run = schema.run
+    children = schema.run.alias("children")
+    count = select(func.count()).where(children.c.root_id == run.c.id).scalar_subquery()
     with store.connect() as conn:
-        return conn.execute(select(schema.run).order_by(schema.run.c.started_at.desc(),
-                                                        schema.run.c.id)).all()
+        return conn.execute(select(run, count.label("processes"))
+                            .where(run.c.root_id == run.c.id)
+                            .order_by(run.c.started_at.desc(), run.c.id)).all()
+
+
+def processes(store, run_id):
+    """The process rows of a run, first process first; for a child process's id, that one."""
+    run = schema.run
+    with store.connect() as conn:
+        return conn.execute(select(run).where((run.c.root_id == run_id)
+                                              | ((run.c.id == run_id)
+                                                 & (run.c.root_id != run_id)))
+                            .order_by(run.c.started_at, run.c.id)).all()
+
+
+def select_processes(rows, pids):
+    """The rows of *rows* whose pid is in *pids* (a list of text); raise UnknownRun if none."""
+    found = [row for row in rows if str(row.pid) in pids or row.id in pids]
+    if not found:
+        known = ", ".join(str(row.pid) for row in rows)
+        raise UnknownRun(f"no process {', '.join(pids)} in this run (processes: {known})")
+    return found
 
 
 def resolve_run(store, ref):
     """A full run id from *ref*: a full id, a unique prefix, or ``last``."""
     with store.connect() as conn:
         if ref == "last":
-            found = conn.execute(select(schema.run.c.id).order_by(
+            found = conn.execute(select(schema.run.c.id).where(
+                schema.run.c.root_id == schema.run.c.id).order_by(
                 schema.run.c.started_at.desc()).limit(1)).scalars().all()
             if not found:
                 raise UnknownRun(f"no runs recorded in '{store.name}'")
@@ -153,6 +177,9 @@ def stacks_after(store, run_id, seq):
 def delete_runs(store, run_ids):
     """Remove runs, their events and definitions, and sources no run uses any more."""
     with store.begin() as conn:
+        children = conn.execute(select(schema.run.c.id).where(
+            schema.run.c.root_id.in_(run_ids))).scalars().all()
+        run_ids = sorted(set(run_ids) | set(children))
         for table in (schema.chunk, schema.thread, schema.code, schema.file):
             conn.execute(delete(table).where(table.c.run_id.in_(run_ids)))
         conn.execute(delete(schema.run).where(schema.run.c.id.in_(run_ids)))

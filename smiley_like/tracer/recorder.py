@@ -248,7 +248,9 @@ class Recorder:
 
     def _thread_started(self, frame, event, arg):
         """threading's hook: runs first in every new thread."""
-        if threading.get_ident() in self.publisher.thread_idents:  # never trace ourselves
+        if threading.get_ident() in self.publisher.thread_idents \
+                or getattr(threading.current_thread(), "smiley_like_own", False):
+            # never trace ourselves
             _real_settrace(None)
             return None
         if self._user_thread_hook is not None:

@@ -95,6 +95,7 @@ class Publisher:
         self._start = codec.encode_start(self.run_id, self.pid, run_info)
         self._thread = threading.Thread(target=self._run, name="smiley-like-publisher",
                                         daemon=True)
+        self._thread.smiley_like_own = True  # known before it runs: the tracer skips it
         self._thread.start()
         self.thread_idents.add(self._thread.ident)
         self._started.wait(wait)

@@ -1,0 +1,222 @@
+"""Child processes join their parent's run: multiprocessing, os.fork, subprocess; real processes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import python
+from smiley_like.events import CALL, EXCEPTION, KIND_NAMES
+from smiley_like.store import queries
+
+POOL = """\
+import multiprocessing as mp
+import sys
+
+def square(x):
+    y = x * x
+    return y
+
+if __name__ == "__main__":
+    with mp.get_context(sys.argv[1]).Pool(2) as pool:
+        print(sorted(pool.map(square, range(8))))
+"""
+
+FORK = """\
+import os
+
+def child(n):
+    total = sum(range(n))
+    print("child", total, flush=True)
+    os._exit(3)
+
+def main():
+    pid = os.fork()
+    if pid == 0:
+        child(5)
+    _, status = os.waitpid(pid, 0)
+    print("parent saw", os.waitstatus_to_exitcode(status))
+
+main()
+"""
+
+# A child interpreter that starts one of its own: three levels.
+NESTED = """\
+import subprocess, sys
+
+def level(n):
+    if n < 2:
+        subprocess.run([sys.executable, __file__, str(n + 1)], check=True)
+    print("level", n, flush=True)
+
+level(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+"""
+
+RAISING = """\
+import multiprocessing as mp
+
+def fail(code):
+    raise ValueError(f"bad {code}")
+
+if __name__ == "__main__":
+    worker = mp.get_context("fork").Process(target=fail, args=(7,))
+    worker.start()
+    worker.join()
+    print("worker exit code", worker.exitcode)
+"""
+
+HANGING = """\
+import multiprocessing as mp, threading
+
+def hang(label):
+    gate = threading.Event()
+    gate.wait()
+
+if __name__ == "__main__":
+    worker = mp.get_context("spawn").Process(target=hang, args=("stuck",))
+    worker.start()
+    print("worker", worker.pid, flush=True)
+    worker.join()
+    print("worker exit code", worker.exitcode)
+"""
+
+
+def settled(smiley, timeout=30):
+    """The process rows of the last run, once none of them is still being recorded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        store = smiley.store()
+        try:
+            rows = queries.processes(store, queries.resolve_run(store, "last"))
+        finally:
+            store.close()
+        if all(row.status != "running" for row in rows) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
+
+
+def calls(smiley, row, function):
+    return [event for event in smiley.events(row.id)
+            if event.kind == CALL and event.code.name == function]
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_a_pool_records_every_worker_into_the_run(smiley, method):
+    smiley.script(POOL)
+    result = smiley("run", "prog.py", method, check=0)
+    assert result.stdout == python(smiley.directory, "prog.py", method).stdout
+    assert result.stdout == "[0, 1, 4, 9, 16, 25, 36, 49]\n"
+    rows = settled(smiley)
+    main, children = rows[0], rows[1:]
+    assert main.parent_id is None and main.status == "finished"
+    assert children, "no child process was recorded"
+    assert all(row.root_id == main.id for row in children)
+    assert all(row.lost_events == 0 for row in rows), [(r.pid, r.lost_events) for r in rows]
+    # Every task ran in some worker, and each worker's call carries its argument.
+    seen = sorted(int(event.value["x"]) for row in children
+                  for event in calls(smiley, row, "square"))
+    assert seen == list(range(8))
+    # The run is one run in the list, with its processes counted.
+    listed = json.loads(smiley("list", "-f", "json", check=0).stdout)
+    assert [entry["Run"] for entry in listed] == [main.id]
+    assert listed[0]["Processes"] == len(rows)
+    processes = json.loads(smiley("processes", "last", "-f", "json", check=0).stdout)
+    assert [entry["Pid"] for entry in processes] == [row.pid for row in rows]
+
+
+def test_os_fork_child_goes_on_as_a_process_of_its_own(smiley):
+    result = smiley.record(FORK)
+    assert result.stdout == python(smiley.directory, "prog.py").stdout
+    rows = settled(smiley)
+    assert len(rows) == 2
+    parent, child = rows
+    assert (parent.status, parent.exit_code) == ("finished", 0)
+    assert child.parent_id == parent.id and child.pid != parent.pid
+    # The child calls os._exit itself: it ended abruptly, with its status, and kept its events.
+    assert (child.status, child.exit_code) == ("abrupt", 3)
+    assert "os._exit(3)" in child.notes
+    flow = [(KIND_NAMES[e.kind], e.code.name) for e in smiley.events(child.id)]
+    # It opens where the parent was (inside main), then runs child() alone.
+    assert flow[:2] == [("call", "<module>"), ("call", "main")]
+    assert ("call", "child") in flow
+    assert not any(e.code.name == "child" for e in smiley.events(parent.id))
+    # The parent's record is whole: main returned after the child ended.
+    assert [KIND_NAMES[e.kind] for e in smiley.events(parent.id)][-1] == "return"
+    replay = smiley("replay", "last", "--process", str(child.pid), check=0)
+    assert "child(n=5)" in replay.stdout
+    assert "total = 10" in replay.stdout
+    hint = smiley("replay", "last", check=0)
+    assert "--process PID" in hint.stderr and str(child.pid) in hint.stderr
+
+
+def test_subprocesses_nest(smiley):
+    result = smiley.record(NESTED)
+    assert result.stdout == "level 2\nlevel 1\nlevel 0\n"
+    rows = settled(smiley)
+    assert len(rows) == 3
+    by_id = {row.id: row for row in rows}
+    first, second, third = rows
+    assert second.parent_id == first.id and third.parent_id == second.id
+    command = json.loads(third.command)
+    assert command[-2].endswith("prog.py") and command[-1] == "2"
+    for row, n in zip(rows, range(3)):
+        (call,) = calls(smiley, row, "level")
+        assert call.value["n"] == str(n)
+    assert all(row.root_id == first.id for row in by_id.values())
+
+
+def test_no_follow_children(smiley):
+    smiley.script(POOL)
+    smiley("run", "--no-follow-children", "prog.py", "fork", check=0)
+    rows = settled(smiley)
+    assert len(rows) == 1
+    assert not calls(smiley, rows[0], "square")
+
+
+def test_a_worker_that_raises(smiley):
+    result = smiley.record(RAISING)
+    assert "ValueError: bad 7" in result.stderr  # multiprocessing prints it, as untraced
+    assert result.stdout == "worker exit code 1\n"
+    parent, child = settled(smiley)
+    assert (child.status, child.exit_code) == ("error", 1)
+    raised = [e for e in smiley.events(child.id) if e.kind == EXCEPTION]
+    assert raised and raised[0].code.name == "fail"
+    assert parent.status == "finished"
+
+
+def test_where_shows_a_hanging_worker_and_its_kill_is_abrupt(smiley):
+    smiley.script(HANGING)
+    program = subprocess.Popen([sys.executable, "-m", "smiley_like", "run", "--database",
+                                smiley.database, "prog.py"], cwd=smiley.directory,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=smiley.env())
+    try:
+        worker_pid = int(program.stdout.readline().split()[1])
+        deadline = time.monotonic() + 60
+        while True:
+            where = smiley("where", "last", check=0).stdout
+            if "gate.wait()" in where or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        block = where[where.index(f"process {worker_pid}"):]
+        assert "still being recorded" in block
+        assert "> prog.py:5" in block and "hang" in block and "gate.wait()" in block
+        assert "label = 'stuck'" in block
+        only = smiley("where", "last", "--process", str(worker_pid), check=0).stdout
+        assert only.startswith(f"process {worker_pid}")
+        os.kill(worker_pid, signal.SIGKILL)
+        out, err = program.communicate(timeout=60)
+    finally:
+        if program.poll() is None:
+            program.kill()
+    assert program.returncode == 0, err
+    assert out.endswith("worker exit code -9\n")
+    parent, child = settled(smiley)
+    assert parent.status == "finished"
+    assert child.status == "abrupt" and "killed" in child.notes
+    threads = json.loads(smiley("threads", "last", "-f", "json", check=0).stdout)
+    assert {entry["Process"] for entry in threads} == {parent.pid, child.pid}
