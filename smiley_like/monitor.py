@@ -212,16 +212,24 @@ def _serve_private(args):
     def handle(frames):
         nonlocal stored
         message = monitor.handle(frames)
-        if message is None:
-            return None
-        pids[message.run_id] = message.pid
-        if message.run_id == args.run:
-            if message.kind == "events":
-                stored += message.header["count"]
-            elif message.kind == "start":
-                writer.flush()
-                say("started")  # the run is in the database: it cannot vanish now
-        return message
+        if message is None or message.run_id != args.run:
+            if message is not None:
+                pids[message.run_id] = message.pid
+            return
+        if message.kind == "events":
+            stored += message.header["count"]
+        elif message.kind == "start":
+            writer.flush()
+            say("started")  # the run is in the database: it cannot vanish now
+        elif message.kind == "end":
+            parent_ended()
+
+    def parent_ended():
+        nonlocal parent_done
+        writer.flush()
+        parent_done = True
+        poller.unregister(sys.stdin.fileno())
+        say(f"stored {stored}")
 
     def drain():
         while (frames := listener.receive(100)) is not None:
@@ -235,21 +243,14 @@ def _serve_private(args):
         while not parent_done or children_open():
             ready = dict(poller.poll(500))
             if listener.socket in ready:
-                message = handle(listener.socket.recv_multipart())
-                if message is not None and message.kind == "end" and message.run_id == args.run:
-                    writer.flush()
-                    parent_done = True
-                    poller.unregister(sys.stdin.fileno())
-                    say(f"stored {stored}")
+                handle(listener.socket.recv_multipart())
             elif ready:
                 # End of file on stdin: the traced process is gone, or gave up sending.
-                poller.unregister(sys.stdin.fileno())
                 drain()
                 if not parent_done:
                     writer.abandon(args.run, "the traced process ended without finishing the "
                                              "run (killed, or crashed)")
-                    parent_done = True
-                    say(f"stored {stored}")
+                    parent_ended()
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + 0.5
                 gone = [run_id for run_id in children_open() if process_gone(pids[run_id])]
