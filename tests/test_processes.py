@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -220,3 +221,41 @@ def test_where_shows_a_hanging_worker_and_its_kill_is_abrupt(smiley):
     assert child.status == "abrupt" and "killed" in child.notes
     threads = json.loads(smiley("threads", "last", "-f", "json", check=0).stdout)
     assert {entry["Process"] for entry in threads} == {parent.pid, child.pid}
+
+
+def test_a_pool_in_remote_mode_sends_every_process_to_the_monitor(smiley, monitor):
+    watcher = monitor("--quiet").start()
+    smiley.script(POOL)
+    result = smiley("run", "--remote", "--socket", watcher.endpoint, "prog.py", "spawn",
+                    check=0)
+    assert result.stdout == "[0, 1, 4, 9, 16, 25, 36, 49]\n"
+    assert "not recorded" not in result.stderr, result.stderr
+    rows = settled(smiley)
+    assert len(rows) >= 2 and all(row.lost_events == 0 for row in rows)
+    seen = sorted(int(event.value["x"]) for row in rows[1:]
+                  for event in calls(smiley, row, "square"))
+    assert seen == list(range(8))
+    assert watcher.stop() == 0
+    # Children are shown as processes of their run.
+    assert re.search(rf"\[{rows[0].id[:8]} pid {rows[1].pid}\] started", watcher.out)
+
+
+def test_the_monitor_summary_shows_a_stalled_worker_process(smiley, monitor):
+    watcher = monitor("--summary", "--refresh", "0.2", "--stall-after", "1").start()
+    smiley.script(HANGING)
+    program = subprocess.Popen([sys.executable, "-m", "smiley_like", "run", "--remote",
+                                "--socket", watcher.endpoint, "prog.py"],
+                               cwd=smiley.directory, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=smiley.env())
+    try:
+        worker_pid = int(program.stdout.readline().split()[1])
+        watcher.wait_for(lambda: re.search(
+            rf"\[\w{{8}} pid {worker_pid}\].*\n +thread 0 MainThread +stalled \d+ s at "
+            r"prog.py:5 in hang", watcher.out), "a stalled worker")
+        os.kill(worker_pid, signal.SIGKILL)
+        out, err = program.communicate(timeout=60)
+    finally:
+        if program.poll() is None:
+            program.kill()
+    assert out.endswith("worker exit code -9\n")
+    assert watcher.stop() == 0

@@ -30,9 +30,12 @@ class _Run:
 
     def __init__(self, run_id, pid, info=None):
         self.run_id = run_id
-        self.label = run_id[:8]
         self.pid = pid
         self.info = info or {}
+        # A child process is shown as a process of its run: "[root pid]".
+        root = self.info.get("root")
+        self.root = root if isinstance(root, str) and root else run_id
+        self.label = run_id[:8] if self.root == run_id else f"{self.root[:8]} pid {pid}"
         self.files = {}  # file_no -> (path, source lines)
         self.codes = {}  # code_id -> Code
         self.events = 0  # events received
@@ -281,7 +284,10 @@ class LivePrinter:
         """
         now = time.monotonic()
         lines = []
+        order = {}  # root -> position of its first process: children under their run
         for run in self._runs.values():
+            order.setdefault(run.root, len(order))
+        for run in sorted(self._runs.values(), key=lambda run: order[run.root]):
             then, count = run.counted
             if now - then >= 0.5:
                 run.rate = (run.events - count) / (now - then)
