@@ -80,6 +80,24 @@ def test_database_from_a_newer_version(smiley):
     assert "should not run" not in result.stdout
 
 
+def test_database_from_schema_1_is_upgraded_in_place(smiley):
+    smiley.record("x = 1\n")
+    run_id = smiley.last_run().id
+    with contextlib.closing(sqlite3.connect(smiley.database)) as conn, conn:
+        conn.execute("drop index run_root")
+        conn.execute("alter table run drop column root_id")
+        conn.execute("alter table run drop column parent_id")
+        conn.execute("update meta set value = '1' where key = 'schema_version'")
+    listed = smiley("list", "-f", "value", "-c", "Run", "-c", "Processes", check=0)
+    assert listed.stdout.split() == [run_id, "1"]
+    with contextlib.closing(sqlite3.connect(smiley.database)) as conn:
+        assert conn.execute("select value from meta where key = 'schema_version'").fetchone() \
+            == ("2",)
+        assert conn.execute("select root_id, parent_id from run").fetchall() == [(run_id, None)]
+    smiley.record("y = 2\n")  # and it records into it again
+    assert len(smiley("list", "-f", "value", "-c", "Run", check=0).stdout.split()) == 2
+
+
 def test_database_in_a_missing_directory(smiley):
     smiley.script("x = 1\n")
     result = smiley("run", "--database", "no/such/dir/runs.db", "prog.py", database=False)
