@@ -10,6 +10,7 @@ non-daemon threads have ended, exactly when plain ``python`` would be done.
 """
 
 import atexit
+import contextlib
 import os
 import platform
 import select
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 
 from smiley_like.errors import StoreError
 from smiley_like.tracer import follow
@@ -66,6 +68,7 @@ class Recording:
         self._real_exit = os._exit
         self._stored = None
         self._fork_mask = None
+        self._fork_filter = None
         self._deferred_signal = None
         self._sigterm_hooked = False
 
@@ -154,10 +157,21 @@ class Recording:
         self._fork_mask = None
         if self.follow_children and not self._finished:
             self._fork_mask = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+        # Python 3.12+ warns about fork() in a process with threads; ours must not
+        # make a single-threaded program see that warning.
+        self._fork_filter = None
+        if sys.version_info >= (3, 12) and _only_thread_of_the_program():
+            warnings.filterwarnings("ignore", _FORK_WARNING, DeprecationWarning)
+            self._fork_filter = warnings.filters[0]
 
     def _after_fork_in_parent(self):
         if self._fork_mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, self._fork_mask)
+        if self._fork_filter is not None:
+            with contextlib.suppress(ValueError):
+                warnings.filters.remove(self._fork_filter)
+            warnings._filters_mutated()
+            self._fork_filter = None
 
     def _after_fork_in_child(self):
         try:
@@ -408,6 +422,18 @@ class Recording:
             self.stderr.flush()
         except Exception:
             pass
+
+
+# What Python 3.12+ says when a process with threads forks.
+_FORK_WARNING = r"This process \(pid=\d+\) is multi-threaded, use of \w+\(\) may lead to deadlocks"
+
+
+def _only_thread_of_the_program():
+    """True if the program has one thread: the others, if any, are ours."""
+    import threading
+
+    return sum(1 for thread in threading.enumerate()
+               if not getattr(thread, "smiley_like_own", False)) <= 1
 
 
 def threading_is_main():
