@@ -261,3 +261,57 @@ def test_the_monitor_summary_shows_a_stalled_worker_process(smiley, monitor):
             program.kill()
     assert out.endswith("worker exit code -9\n")
     assert watcher.stop() == 0
+
+
+def test_process_pool_executor(smiley):
+    result = smiley.record("""\
+        from concurrent.futures import ProcessPoolExecutor
+
+        def cube(n):
+            return n ** 3
+
+        if __name__ == "__main__":
+            with ProcessPoolExecutor(max_workers=2) as pool:
+                print(list(pool.map(cube, range(5))))
+        """)
+    assert result.stdout == "[0, 1, 8, 27, 64]\n"
+    rows = settled(smiley)
+    assert len(rows) >= 2 and all(row.lost_events == 0 for row in rows)
+    seen = sorted(int(event.value["n"]) for row in rows[1:] for event in calls(smiley, row, "cube"))
+    assert seen == list(range(5))
+
+
+def test_threads_that_start_threads_and_one_still_running_at_exit(smiley):
+    result = smiley.record("""\
+        import threading, time
+
+        def leaf(n):
+            return n + 1
+
+        def branch(n):
+            inner = threading.Thread(target=leaf, args=(n,), name=f"leaf-{n}")
+            inner.start()
+            inner.join()
+
+        def forever():
+            while True:
+                time.sleep(0.01)
+
+        threading.Thread(target=forever, name="lingering", daemon=True).start()
+        branches = [threading.Thread(target=branch, args=(n,), name=f"branch-{n}")
+                    for n in range(2)]
+        for thread in branches:
+            thread.start()
+        for thread in branches:
+            thread.join()
+        print("done")
+        """)
+    assert result.stdout == "done\n"
+    rows = json.loads(smiley("threads", "last", "-f", "json", check=0).stdout)
+    by_name = {row["Name"]: row for row in rows}
+    assert {"MainThread", "lingering", "branch-0", "branch-1", "leaf-0", "leaf-1"} \
+        <= set(by_name)
+    assert by_name["leaf-1"]["Ended"] == "ended" and by_name["leaf-1"]["Events"] > 0
+    assert by_name["lingering"]["Ended"].startswith("still running in forever at line")
+    leaf_calls = [e for e in smiley.events() if e.kind == CALL and e.code.name == "leaf"]
+    assert sorted(e.value["n"] for e in leaf_calls) == ["0", "1"]
