@@ -298,8 +298,9 @@ def test_threads_that_start_threads_and_one_still_running_at_exit(smiley):
                 time.sleep(0.01)
 
         threading.Thread(target=forever, name="lingering", daemon=True).start()
-        branches = [threading.Thread(target=branch, args=(n,), name=f"branch-{n}")
-                    for n in range(2)]
+        branches = []
+        for n in range(2):
+            branches.append(threading.Thread(target=branch, args=(n,), name=f"branch-{n}"))
         for thread in branches:
             thread.start()
         for thread in branches:

@@ -158,20 +158,23 @@ class Recording:
         if self.follow_children and not self._finished:
             self._fork_mask = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
         # Python 3.12+ warns about fork() in a process with threads; ours must not
-        # make a single-threaded program see that warning.
-        self._fork_filter = None
-        if sys.version_info >= (3, 12) and _only_thread_of_the_program():
-            warnings.filterwarnings("ignore", _FORK_WARNING, DeprecationWarning)
-            self._fork_filter = warnings.filters[0]
+        # make a single-threaded program see that warning.  (3.13 warns after the
+        # after-fork hooks, so the filter stays until a fork that should warn.)
+        if sys.version_info >= (3, 12):
+            single = _only_thread_of_the_program()
+            if single and self._fork_filter is None:
+                warnings.filterwarnings(
+                    "ignore", _FORK_WARNING % os.getpid(), DeprecationWarning)
+                self._fork_filter = warnings.filters[0]
+            elif not single and self._fork_filter is not None:
+                with contextlib.suppress(ValueError):
+                    warnings.filters.remove(self._fork_filter)
+                warnings._filters_mutated()
+                self._fork_filter = None
 
     def _after_fork_in_parent(self):
         if self._fork_mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, self._fork_mask)
-        if self._fork_filter is not None:
-            with contextlib.suppress(ValueError):
-                warnings.filters.remove(self._fork_filter)
-            warnings._filters_mutated()
-            self._fork_filter = None
 
     def _after_fork_in_child(self):
         try:
@@ -198,6 +201,7 @@ class Recording:
         self.parent_id, self.run_id = self.run_id, uuid.uuid4().hex
         self.child = "fork"
         self._pid = os.getpid()
+        self._fork_filter = None  # the parent's: its pid is in it
         self._early_lines = []
         self._stored = None
         defs, events = self.recorder.forked(follow=True)
@@ -425,7 +429,7 @@ class Recording:
 
 
 # What Python 3.12+ says when a process with threads forks.
-_FORK_WARNING = r"This process \(pid=\d+\) is multi-threaded, use of \w+\(\) may lead to deadlocks"
+_FORK_WARNING = r"This process \(pid=%d\) is multi-threaded, use of \w+\(\) may lead to deadlocks"
 
 
 def _only_thread_of_the_program():
