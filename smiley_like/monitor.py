@@ -8,6 +8,7 @@ writer that ``smiley-like run`` starts in local mode.
 """
 
 import argparse
+import collections
 import dataclasses
 import gc
 import logging
@@ -201,6 +202,8 @@ def _serve_private(args):
     poller.register(sys.stdin.fileno(), zmq.POLLIN)
     stored = 0
     pids = {}  # run_id -> pid, of every process heard from
+    started = collections.defaultdict(set)  # pid -> ids of the runs that started in it
+    expected = {}  # pid -> (give up at, run that expects it): children not heard from yet
     parent_done = False
 
     def say(line):
@@ -212,9 +215,14 @@ def _serve_private(args):
     def handle(frames):
         nonlocal stored
         message = monitor.handle(frames)
-        if message is None or message.run_id != args.run:
-            if message is not None:
-                pids[message.run_id] = message.pid
+        if message is None:
+            return
+        pids[message.run_id] = message.pid
+        if message.kind == "start":
+            started[message.pid].add(message.run_id)
+        elif message.kind == "end":
+            expect_children(message)
+        if message.run_id != args.run:
             return
         if message.kind == "events":
             stored += message.header["count"]
@@ -223,6 +231,25 @@ def _serve_private(args):
             say("started")  # the run is in the database: it cannot vanish now
         elif message.kind == "end":
             parent_ended()
+
+    def expect_children(message):
+        """An ending process names its live children: wait a while for those not heard from."""
+        try:
+            listed = codec.decode_map(message.payload[0]).get("expect")
+        except WireError:
+            return
+        if not isinstance(listed, list):
+            return
+        for pid in listed[:10_000]:
+            if type(pid) is int and not started[pid] - {message.run_id}:
+                expected[pid] = (time.monotonic() + EXPECT_CHILD_FOR, message.run_id)
+
+    def waiting_for_children():
+        now = time.monotonic()
+        for pid, (give_up, ender) in list(expected.items()):
+            if started[pid] - {ender} or now > give_up or process_gone(pid):
+                del expected[pid]
+        return bool(expected)
 
     def parent_ended():
         nonlocal parent_done
@@ -240,7 +267,7 @@ def _serve_private(args):
 
     try:
         next_check = time.monotonic() + 0.5
-        while not parent_done or children_open():
+        while not parent_done or children_open() or waiting_for_children():
             ready = dict(poller.poll(500))
             if listener.socket in ready:
                 handle(listener.socket.recv_multipart())
@@ -253,7 +280,8 @@ def _serve_private(args):
                     parent_ended()
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + 0.5
-                gone = [run_id for run_id in children_open() if process_gone(pids[run_id])]
+                gone = [run_id for run_id in children_open()
+                        if pids.get(run_id) is None or process_gone(pids[run_id])]
                 if gone:
                     drain()  # what they sent before they went
                     for run_id in gone:
@@ -270,6 +298,12 @@ def _serve_private(args):
         store.close()
         _remove_socket_dir(args.socket)
     return 0
+
+
+#: Seconds the private writer waits for a child process an ending process named, to
+#: hear from it (a child of Python starts recording within milliseconds; other
+#: programs never do).
+EXPECT_CHILD_FOR = 10.0
 
 
 def _remove_socket_dir(endpoint):

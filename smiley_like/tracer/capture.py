@@ -102,6 +102,12 @@ class ReprWatchdog:
             raise ReprTimeout
         return result
 
+    def after_fork(self):
+        """In a forked child: forget the parent's threads (another may have held the lock)."""
+        self._lock = threading.Lock()
+        self._running = {}
+        self._fired = set()
+
     def check(self):
         if not self._running:
             return

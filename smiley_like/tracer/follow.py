@@ -60,11 +60,20 @@ def bootstrap():
     text = os.environ.get(CHILD_ENV)
     if not text or _is_helper():
         return None
+    try:
+        config = json.loads(text)
+        if _stale(config):
+            # Left behind by a run that is over (a shell started from a recorded
+            # program, say): run untraced, and do not pass it on.
+            scrub(os.environ)
+            return None
+    except Exception:
+        scrub(os.environ)
+        return None
     from smiley_like import config as settings_module
     from smiley_like.tracer.session import Recording
 
     try:
-        config = json.loads(text)
         settings = settings_module.Settings(**config["settings"])
         recording = Recording.for_child(config, settings)
         recording.start_child()
@@ -75,12 +84,41 @@ def bootstrap():
     return recording
 
 
-def _is_helper():
-    argv = getattr(sys, "orig_argv", [])
-    for index, arg in enumerate(argv[:-1]):
-        if arg == "-c":
-            return argv[index + 1].startswith(_HELPERS)
+def scrub(environ):
+    """*environ* without what :func:`export` put in it (for smiley-like's own processes)."""
+    environ.pop(CHILD_ENV, None)
+    entries = [entry for entry in environ.get("PYTHONPATH", "").split(os.pathsep)
+               if entry != BOOT_DIR]
+    if any(entries):
+        environ["PYTHONPATH"] = os.pathsep.join(entries)
+    else:
+        environ.pop("PYTHONPATH", None)
+    return environ
+
+
+def _stale(config):
+    """True if the run that left *config* behind can no longer take this process."""
+    writer_pid = config.get("writer_pid")
+    if writer_pid is not None:
+        endpoint = config.get("endpoint") or ""
+        socket_gone = endpoint.startswith("ipc://") and not os.path.exists(endpoint[6:])
+        return socket_gone or process_gone(writer_pid)
     return False
+
+
+def _is_helper():
+    """True for processes that never run the program's code: multiprocessing's
+    resource tracker, and smiley-like's own commands."""
+    argv = list(getattr(sys, "orig_argv", []))[1:]
+    while argv and argv[0].startswith("-") and argv[0] != "-":
+        option = argv.pop(0)
+        if option == "-c":
+            return bool(argv) and argv[0].startswith(_HELPERS)
+        if option == "-m":
+            return bool(argv) and argv[0].split(".")[0] == "smiley_like"
+        if option in ("-X", "-W") and argv:
+            argv.pop(0)
+    return bool(argv) and os.path.basename(argv[0]) == "smiley-like"
 
 
 def outcome_at_exit():
@@ -107,6 +145,27 @@ def outcome_at_exit():
                    exc_message=message,
                    traceback="".join(traceback.format_exception(type(exc), exc,
                                                                 exc.__traceback__)))
+
+
+def live_children():
+    """Pids of this process's children that are still running (Linux; elsewhere none)."""
+    me = os.getpid()
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 1 and int(fields[1]) == me and fields[0] not in (b"Z", b"X"):
+            found.append(int(entry))
+    return found
 
 
 def process_gone(pid):

@@ -11,6 +11,7 @@ non-daemon threads have ended, exactly when plain ``python`` would be done.
 
 import atexit
 import contextlib
+import functools
 import os
 import platform
 import select
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import warnings
@@ -71,6 +73,8 @@ class Recording:
         self._fork_filter = None
         self._deferred_signal = None
         self._sigterm_hooked = False
+        self._wakeup = None  # read end of the signal wakeup pipe (a child's SIGTERM)
+        self._sigterm_at = None
 
     # -- before the program ------------------------------------------------
 
@@ -103,7 +107,7 @@ class Recording:
         self.capture = Capture(self.settings.max_repr, self.settings.max_depth,
                                self.settings.repr_timeout)
         self.publisher = Publisher(self.endpoint, self.run_id,
-                                   on_tick=self.capture.watchdog.check, **publisher_options)
+                                   on_tick=self._tick, **publisher_options)
         self.recorder = Recorder(FileFilter(**self.filter_options), self.capture,
                                  self.publisher, trace_locals=self.trace_locals,
                                  calls_only=self.calls_only,
@@ -112,6 +116,10 @@ class Recording:
     def _hook_exits(self):
         atexit.register(self.finish)
         os._exit = self._os_exit
+        # exec replaces the process: its recording ends first (a Python program
+        # exec'd joins the run again as a child, through the environment).
+        os.execv = functools.partial(self._os_exec, _real_execv)
+        os.execve = functools.partial(self._os_exec, _real_execve)
         os.register_at_fork(before=self._before_fork, after_in_parent=self._after_fork_in_parent,
                             after_in_child=self._after_fork_in_child)
         if self.follow_children:
@@ -186,18 +194,37 @@ class Recording:
         # The child must not hold the writer's stdin open: its end of file
         # is how the writer learns that we are gone.
         if self._writer is not None and self._writer.stdin is not None:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self._writer.stdin.fileno())
-            os.close(devnull)
+            with contextlib.suppress(OSError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self._writer.stdin.fileno())
+                os.close(devnull)
         self._writer = None
         self._tmpdir = None  # the parent's (or the writer's) to remove
         if self._finished:
             return
-        if not self.follow_children:
+        self.capture.watchdog.after_fork()
+        # subprocess forks to exec (with a preexec_fn, Python's fork hooks run):
+        # nothing to record there, and no threads may be started.
+        if not self.follow_children or _forking_to_exec():
             self._finished = True
             self.recorder.forked(follow=False)
             return
-        # The child goes on where the parent was, as a process of its own in the run.
+        try:
+            self._follow_fork()
+        except Exception as exc:  # ours: this child runs on, unrecorded
+            self._finished = True
+            self.recorder.forked(follow=False)
+            self._say(f"this child process ({os.getpid()}) is not recorded: "
+                      f"{type(exc).__name__}: {exc}")
+
+    def _follow_fork(self):
+        """The child goes on where the parent was, as a process of its own in the run."""
+        if self._wakeup is not None:  # the parent's: this child gets its own
+            with contextlib.suppress(ValueError, OSError):
+                signal.set_wakeup_fd(-1)
+            for fd in self._wakeup:
+                os.close(fd)
+            self._wakeup = self._sigterm_at = None
         self.parent_id, self.run_id = self.run_id, uuid.uuid4().hex
         self.child = "fork"
         self._pid = os.getpid()
@@ -220,6 +247,58 @@ class Recording:
         if threading_is_main() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             self.recorder.hide_signal_handler(signal.SIGTERM, self._on_sigterm)
             self._sigterm_hooked = True
+            self._watch_signals()
+
+    def _watch_signals(self):
+        """Let the publisher thread see a SIGTERM whose handler cannot run.
+
+        Python runs signal handlers in the main thread, between bytecodes: one
+        busy in C code (a hash, a compression, a blocking call that is retried)
+        would never get to ours, and the process could not be stopped.  The
+        signal's number is also written to a wakeup file descriptor, which
+        :meth:`_tick` reads; if the handler has not run shortly after, another
+        thread finishes the recording and the process dies of the signal.  (Not
+        when the program has a wakeup descriptor of its own: asyncio's loop
+        runs handlers promptly anyway.)
+        """
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
+        os.set_blocking(write_end, False)
+        try:
+            previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        except (ValueError, OSError):
+            previous = None
+        if previous != -1:
+            if previous is not None:
+                signal.set_wakeup_fd(previous)
+            os.close(read_end)
+            os.close(write_end)
+            return
+        self._wakeup = (read_end, write_end)
+
+    def _tick(self):
+        """The publisher thread's periodic call: the repr watchdog, and a stuck SIGTERM."""
+        self.capture.watchdog.check()
+        if self._wakeup is None or self._finished:
+            return
+        try:
+            if signal.SIGTERM in os.read(self._wakeup[0], 512):
+                self._sigterm_at = self._sigterm_at or time.monotonic()
+        except OSError:  # nothing there (BlockingIOError), or closed
+            pass
+        if self._sigterm_at and time.monotonic() - self._sigterm_at > SIGNAL_PATIENCE:
+            self._wakeup = None
+            thread = threading.Thread(target=self._terminate_from_thread,
+                                      name="smiley-like-terminate", daemon=True)
+            thread.smiley_like_own = True
+            thread.start()
+
+    def _terminate_from_thread(self):
+        try:
+            self.finish(killed_by=signal.SIGTERM)
+        finally:
+            _default_action(signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def _on_sigterm(self, signum, frame):
         if self._finished:  # finishing already: the signal's turn comes when that is done
@@ -272,7 +351,7 @@ class Recording:
         # Its stdin is a pipe from us: end of file tells it we are gone.
         self._writer = subprocess.Popen(command, stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, start_new_session=True,
-                                        text=True)
+                                        text=True, env=follow.scrub(dict(os.environ)))
         line = self._writer.stdout.readline().strip()
         if line.startswith("ready "):
             return line[len("ready "):]
@@ -289,6 +368,11 @@ class Recording:
 
     # -- after the program -------------------------------------------------
 
+    def _os_exec(self, real_exec, path, *args, **kwargs):
+        if os.getpid() == self._pid and not self._finished:
+            self.finish(exec_of=os.fsdecode(path))
+        return real_exec(path, *args, **kwargs)
+
     def _os_exit(self, status):
         if os.getpid() == self._pid:
             caller = sys._getframe(1).f_code.co_filename
@@ -299,25 +383,28 @@ class Recording:
             self.finish(exit_status=status, abrupt=not normal)
         self._real_exit(status)
 
-    def finish(self, exit_status=None, abrupt=True, killed_by=None):
+    def finish(self, exit_status=None, abrupt=True, killed_by=None, exec_of=None):
         """Stop tracing, deliver what is left, wait for the writer; report what was lost."""
         if self._finished or os.getpid() != self._pid:
             return
         self._finished = True
         try:
-            self._finish(exit_status, abrupt, killed_by)
+            self._finish(exit_status, abrupt, killed_by, exec_of)
         except Exception as exc:  # ours: the program's exit must not notice
             self._say(f"internal error while finishing the recording: "
                       f"{type(exc).__name__}: {exc}")
 
-    def _finish(self, exit_status, abrupt, killed_by):
+    def _finish(self, exit_status, abrupt, killed_by, exec_of):
         self.recorder.stop()
         os._exit = self._real_exit
-        end = self._end_info(exit_status, abrupt, killed_by)
+        end = self._end_info(exit_status, abrupt, killed_by, exec_of)
         # The first process in local mode waits as long as the writer lives: it is
         # our own process.  Anything else waits at most the flush timeout.
         local_parent = self._writer is not None
-        self.publisher.close(end, None if local_parent else self.settings.flush_timeout)
+        timeout = self.settings.flush_timeout
+        if self.child is not None and not self.publisher.ever_connected:
+            timeout = min(timeout, 0.5)  # the program's first process says it (or waited)
+        self.publisher.close(end, None if local_parent else timeout)
         lost = self.publisher.lost
         problem = None
         if self.publisher.error is not None:
@@ -331,7 +418,7 @@ class Recording:
                 lost += max(0, self.publisher.sent - stored)
         if problem:
             self._say(problem)
-        if self.remote and not self.publisher.ever_connected:
+        if self.remote and not self.publisher.ever_connected and self.child is None:
             self._say(f"no monitor was listening at {self.remote}: this {self._what()} was not "
                       f"recorded ({lost} events; start one with 'smiley-like monitor')")
         elif lost:
@@ -358,9 +445,19 @@ class Recording:
     def _of_what(self):
         return "" if self.child is None else f"of child process {os.getpid()} "
 
-    def _end_info(self, exit_status, abrupt, killed_by):
+    def _end_info(self, exit_status, abrupt, killed_by, exec_of):
         notes = list(self.recorder.notes)
+        info = self._end_status(notes, exit_status, abrupt, killed_by, exec_of)
+        # Child processes that may not have said so yet: the writer waits for them.
+        info["expect"] = [pid for pid in follow.live_children() if pid != self.writer_pid] \
+            + ([os.getpid()] if exec_of else [])
+        return info
+
+    def _end_status(self, notes, exit_status, abrupt, killed_by, exec_of):
         ended_at = time.time()
+        if exec_of is not None:
+            notes.append(f"the process replaced itself: exec {exec_of}")
+            return {"status": "finished", "ended_at": ended_at, "notes": notes}
         if killed_by is not None:
             notes.append(f"the process was stopped by signal {signal.Signals(killed_by).name}")
             return {"status": "abrupt", "exit_code": -killed_by, "ended_at": ended_at,
@@ -428,6 +525,24 @@ class Recording:
             pass
 
 
+#: Seconds a SIGTERM may wait for its handler before another thread acts on it.
+SIGNAL_PATIENCE = 0.25
+
+_real_execv = os.execv
+_real_execve = os.execve
+
+
+def _forking_to_exec():
+    """True in a child that subprocess forked to exec a program."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "_execute_child" and code.co_filename.endswith("subprocess.py"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 # What Python 3.12+ says when a process with threads forks.
 _FORK_WARNING = r"This process \(pid=%d\) is multi-threaded, use of \w+\(\) may lead to deadlocks"
 
@@ -440,7 +555,15 @@ def _only_thread_of_the_program():
                if not getattr(thread, "smiley_like_own", False)) <= 1
 
 
-def threading_is_main():
-    import threading
+def _default_action(signum):
+    """Put *signum*'s default action back, from any thread (signal.signal is main-thread only)."""
+    import ctypes
 
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.signal.restype = ctypes.c_void_p
+    libc.signal.argtypes = (ctypes.c_int, ctypes.c_void_p)
+    libc.signal(int(signum), None)  # SIG_DFL is 0
+
+
+def threading_is_main():
     return threading.current_thread() is threading.main_thread()

@@ -231,10 +231,11 @@ class Publisher:
         events = self.buffer[:count]
         del self.buffer[:count]
         defs = self.defs[:n_defs]
+        # Kept first, then taken: a fork in between still finds them (known_defs).
+        self._all_defs += defs
         del self.defs[:n_defs]
         self._room.set()
         self._defs_waiting += defs
-        self._all_defs += defs
         if count:
             self._outbox.append((self._seq, events))
             self._outbox_events += count

@@ -18,15 +18,18 @@ def _start():
     sys.path[:] = [entry for entry in sys.path
                    if os.path.abspath(entry or os.curdir) != here]
     spec = importlib.machinery.PathFinder.find_spec("sitecustomize", sys.path)
-    if spec is not None:  # the one we shadow: it becomes sitecustomize, as it would have been
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["sitecustomize"] = module
-        spec.loader.exec_module(module)
     try:
-        from smiley_like.tracer import follow
-    except ImportError:  # another Python, without smiley-like: run untraced
-        return
-    follow.bootstrap()
+        if spec is not None:  # the one we shadow: it becomes sitecustomize, as it would have been
+            module = importlib.util.module_from_spec(spec)
+            sys.modules["sitecustomize"] = module
+            spec.loader.exec_module(module)
+    finally:  # even if it fails: Python then reports its error as it would have
+        try:
+            from smiley_like.tracer import follow
+        except ImportError:  # another Python, without smiley-like: run untraced
+            pass
+        else:
+            follow.bootstrap()
 
 
 _start()
