@@ -316,3 +316,104 @@ def test_threads_that_start_threads_and_one_still_running_at_exit(smiley):
     assert by_name["lingering"]["Ended"].startswith("still running in forever at line")
     leaf_calls = [e for e in smiley.events() if e.kind == CALL and e.code.name == "leaf"]
     assert sorted(e.value["n"] for e in leaf_calls) == ["0", "1"]
+
+
+def test_subprocess_with_preexec_fn_is_not_disturbed(smiley):
+    result = smiley.record("""\
+        import os, subprocess
+
+        results = {}
+        for _ in range(30):
+            done = subprocess.run(["echo", "hi"], preexec_fn=os.setpgrp, capture_output=True,
+                                  text=True)
+            key = (done.returncode, done.stdout.strip())
+            results[key] = results.get(key, 0) + 1
+        print(results)
+        """)
+    assert result.stdout == "{(0, 'hi'): 30}\n"
+    assert result.stderr == ""
+    assert len(settled(smiley)) == 1  # echo is not a Python process of the run
+
+
+def test_children_that_outlive_their_parent_are_recorded(smiley):
+    smiley.record("""\
+        import os, subprocess, sys, time
+
+        def late(n):
+            time.sleep(0.5)
+            return n * 2
+
+        if os.fork() == 0:
+            late(21)
+            sys.exit(0)
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+        print("parent exits")
+        """)
+    rows = settled(smiley)
+    assert len(rows) == 3, [(row.pid, row.command) for row in rows]
+    forked = [row for row in rows if calls(smiley, row, "late")]
+    assert len(forked) == 1 and forked[0].status == "finished"
+
+
+def test_exec_ends_the_record_and_the_new_image_joins(smiley):
+    smiley.record("""\
+        import os, sys
+
+        def again(n):
+            return n + 1
+
+        if len(sys.argv) == 1:
+            print("before exec", flush=True)
+            os.execv(sys.executable, [sys.executable, sys.argv[0], "again"])
+        print("after exec", again(3))
+        """)
+    rows = settled(smiley)
+    assert len(rows) == 2
+    first, image = rows
+    assert first.status == "finished" and "exec" in first.notes
+    assert image.parent_id == first.id and image.pid == first.pid
+    assert calls(smiley, image, "again")
+
+
+def test_a_worker_busy_in_c_code_is_still_terminated(smiley):
+    smiley.script("""\
+        import hashlib, multiprocessing as mp, sys, time
+
+        def busy(_):
+            return hashlib.pbkdf2_hmac("sha256", b"x", b"y", 10**9)
+
+        if __name__ == "__main__":
+            pool = mp.get_context(sys.argv[1]).Pool(1)
+            pool.map_async(busy, [1])
+            time.sleep(1.5)
+            started = time.monotonic()
+            pool.terminate()
+            print("terminated", time.monotonic() - started < 5)
+        """)
+    result = smiley("run", "prog.py", "fork", check=0, timeout=60)
+    assert result.stdout == "terminated True\n"
+    rows = settled(smiley)
+    worker = rows[1]
+    assert worker.status == "abrupt" and worker.exit_code == -15
+    assert calls(smiley, worker, "busy")
+
+
+def test_a_stale_environment_is_ignored(smiley):
+    # A shell started from a recorded program keeps its environment after the run.
+    result = smiley.record("""\
+        import json, os
+        print(json.dumps({key: os.environ[key] for key in ("SMILEY_LIKE_CHILD", "PYTHONPATH")}))
+        """)
+    left_behind = json.loads(result.stdout)
+    settled(smiley)
+    deadline = time.monotonic() + 30
+    writer = json.loads(left_behind["SMILEY_LIKE_CHILD"])["writer_pid"]
+    while os.path.exists(f"/proc/{writer}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    smiley.script("import os; print(sorted(k for k in os.environ if k.startswith('SMILEY')))",
+                  name="later.py")
+    later = subprocess.run([sys.executable, "later.py"], cwd=smiley.directory,
+                           capture_output=True, text=True, timeout=60,
+                           env=dict(smiley.env(), **left_behind))
+    assert (later.stdout, later.stderr) == ("[]\n", "")
+    assert len(settled(smiley)) == 1
