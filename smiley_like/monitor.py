@@ -9,6 +9,7 @@ writer that ``smiley-like run`` starts in local mode.
 
 import argparse
 import collections
+import contextlib
 import dataclasses
 import gc
 import logging
@@ -203,6 +204,7 @@ def _serve_private(args):
     stored = 0
     pids = {}  # run_id -> pid, of every process heard from
     started = collections.defaultdict(set)  # pid -> ids of the runs that started in it
+    process_starts = {}  # run_id -> its process's start time (a reused pid is not it)
     expected = {}  # pid -> (give up at, run that expects it): children not heard from yet
     parent_done = False
 
@@ -220,6 +222,10 @@ def _serve_private(args):
         pids[message.run_id] = message.pid
         if message.kind == "start":
             started[message.pid].add(message.run_id)
+            with contextlib.suppress(WireError):
+                begun = codec.decode_map(message.payload[0]).get("process_start")
+                if type(begun) is int:
+                    process_starts[message.run_id] = begun
         elif message.kind == "end":
             expect_children(message)
         if message.run_id != args.run:
@@ -281,7 +287,8 @@ def _serve_private(args):
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + 0.5
                 gone = [run_id for run_id in children_open()
-                        if pids.get(run_id) is None or process_gone(pids[run_id])]
+                        if pids.get(run_id) is None
+                        or process_gone(pids[run_id], process_starts.get(run_id))]
                 if gone:
                     drain()  # what they sent before they went
                     for run_id in gone:

@@ -159,8 +159,7 @@ def live_children():
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
+            fields = _stat(entry)
         except (OSError, IndexError):
             continue
         if len(fields) > 1 and int(fields[1]) == me and fields[0] not in (b"Z", b"X"):
@@ -168,15 +167,34 @@ def live_children():
     return found
 
 
-def process_gone(pid):
-    """True if process *pid* (on this host) has ended, even if nobody has reaped it yet."""
+def _stat(pid):
+    """The fields of /proc/PID/stat after the command name, or None if there is no such process."""
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        return handle.read().rsplit(b")", 1)[1].split()
+
+
+def process_start(pid):
+    """When process *pid* started, in clock ticks since boot (Linux), or None."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            state = handle.read().rsplit(b")", 1)[1].split()[0]
-        return state in (b"Z", b"X")
+        return int(_stat(pid)[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def process_gone(pid, started=None):
+    """True if process *pid* (on this host) has ended, even if nobody has reaped it yet.
+
+    With *started* (from :func:`process_start`), a new process that reuses the
+    pid does not count as the one we mean.
+    """
+    try:
+        fields = _stat(pid)
+        if fields[0] in (b"Z", b"X"):
+            return True
+        return started is not None and int(fields[19]) != started
     except FileNotFoundError:
         return True
-    except (OSError, IndexError):  # no /proc here
+    except (OSError, IndexError, ValueError):  # no /proc here
         try:
             os.kill(pid, 0)
         except ProcessLookupError:

@@ -328,6 +328,7 @@ class Recording:
             "hostname": socket.gethostname(),
             "root": self.root_id,
             "parent": self.parent_id,
+            "process_start": follow.process_start(os.getpid()),  # tells a reused pid apart
             "options": {"trace_locals": self.trace_locals,
                         "tracer": self.recorder.tracer,
                         "calls_only": self.calls_only,
