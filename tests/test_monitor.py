@@ -277,7 +277,7 @@ def test_garbage_on_the_socket_is_counted_and_logged_once_per_sender(smiley, mon
     # Well-formed enough to store, odd enough that readers must cope: a line whose
     # changes are text, a thread without a name.
     push.send_multipart(events(0, [LINE, 0, 1, 2, "not a map"], [LINE, 0, 2, 3, None],
-                               defs=[["thread", 0, None, None, None]]))
+                               defs=[["thread", 0, None, None, None, None]]))
     push.close(linger=5000)
     context.term()
     smiley.script(PROGRAM)
@@ -386,7 +386,7 @@ def test_a_batch_for_a_run_never_seen_creates_it_and_the_end_fills_it_in(tmp_pat
         monitor = Monitor(None, [writer])
         run_id = "ab" * 16
         defs = [("file", 1, "/x/prog.py", None, None), ("code", 1, 1, "work", 3),
-                ("thread", 0, 1, 1, "MainThread")]
+                ("thread", 0, 1, 1, "MainThread", 0)]
         # Events 0..99 went to another monitor; this one gets 100..102 and the end.
         events = [(LINE, 0, 10, 4, None), (RETURN, 0, 11, 5, "7", None),
                   (CALL, 0, 12, 3, {"n": "2"}, 1)]

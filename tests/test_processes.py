@@ -314,6 +314,12 @@ def test_threads_that_start_threads_and_one_still_running_at_exit(smiley):
         <= set(by_name)
     assert by_name["leaf-1"]["Ended"] == "ended" and by_name["leaf-1"]["Events"] > 0
     assert by_name["lingering"]["Ended"].startswith("still running in forever at line")
+    # Each thread's own start and end, apart from its events; none for the daemon.
+    assert all(row["Started"] for row in rows)
+    assert by_name["lingering"]["Finished"] == ""
+    assert by_name["leaf-0"]["Finished"] and by_name["MainThread"]["Finished"]
+    assert by_name["branch-0"]["Started"] <= by_name["leaf-0"]["Started"] \
+        <= by_name["leaf-0"]["Finished"] <= by_name["branch-0"]["Finished"]
     leaf_calls = [e for e in smiley.events() if e.kind == CALL and e.code.name == "leaf"]
     assert sorted(e.value["n"] for e in leaf_calls) == ["0", "1"]
 

@@ -11,8 +11,8 @@ from cliff.lister import Lister
 from smiley_like.commands.base import (OneRun, add_color_option, add_process_option,
                                        use_color)
 
-THREAD_COLUMNS = ("Thread", "Name", "Ident", "Process", "First event", "Last event", "Events",
-                  "Ended")
+THREAD_COLUMNS = ("Thread", "Name", "Ident", "Process", "Started", "Finished", "First event",
+                  "Last event", "Events", "Ended")
 
 
 def _clock(run, t_ns):
@@ -62,6 +62,7 @@ class Threads(OneRun, Lister):
                 for thread in queries.threads(store, run.id):
                     place = places.get(thread.thread_no)
                     rows.append((thread.thread_no, thread.name, thread.ident, run.pid,
+                                 _clock(run, thread.started_ns), _clock(run, thread.ended_ns),
                                  _clock(run, thread.first_ns), _clock(run, thread.last_ns),
                                  thread.event_count,
                                  _ending(place, run) if place else "no events"))

@@ -148,10 +148,12 @@ def _check_schema(store, create):
 
 
 def _migrate_from_1(conn):
-    """Schema 1 had one process per run: every run is its own root."""
+    """Schema 1 had one process per run (every run is its own root), and no thread times."""
     conn.exec_driver_sql("ALTER TABLE run ADD COLUMN root_id VARCHAR(32)")
     conn.exec_driver_sql("ALTER TABLE run ADD COLUMN parent_id VARCHAR(32)")
     conn.exec_driver_sql("UPDATE run SET root_id = id")
     conn.exec_driver_sql("CREATE INDEX run_root ON run (root_id)")
+    conn.exec_driver_sql("ALTER TABLE thread ADD COLUMN started_ns INTEGER")
+    conn.exec_driver_sql("ALTER TABLE thread ADD COLUMN ended_ns INTEGER")
     conn.execute(schema.meta.update().where(schema.meta.c.key == "schema_version")
                  .values(value=str(schema.SCHEMA_VERSION)))

@@ -96,6 +96,8 @@ thread = Table(
     Column("last_seq", Integer),
     Column("first_ns", Integer),
     Column("last_ns", Integer),
+    Column("started_ns", Integer, comment="when the thread started (t_ns clock)"),
+    Column("ended_ns", Integer, comment="when it ended; NULL if it outlived the recording"),
     PrimaryKeyConstraint("run_id", "thread_no"),
 )
 

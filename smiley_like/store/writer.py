@@ -164,7 +164,8 @@ _INTEGER = (int, type(None))
 _DEF_FIELDS = {
     "file": ((int,), (str,), _TEXT, _TEXT),
     "code": ((int,), (int,), (str,), (int,)),
-    "thread": ((int,), _INTEGER, _INTEGER, _TEXT),
+    "thread": ((int,), _INTEGER, _INTEGER, _TEXT, _INTEGER),
+    "thread_end": ((int,), (int,)),
 }
 
 
@@ -473,12 +474,19 @@ def _store_defs(conn, run_id, defs):
                 first_line=first_line)
                 .on_conflict_do_nothing(index_elements=["run_id", "code_id"]))
         elif kind == "thread":
-            _, thread_no, ident, native_id, name = item
+            _, thread_no, ident, native_id, name, started_ns = item
             _ensure_thread(conn, run_id, thread_no)
             conn.execute(update(schema.thread).where(
                 (schema.thread.c.run_id == run_id)
                 & (schema.thread.c.thread_no == thread_no)).values(
-                    ident=ident, native_id=native_id, name=clean(name)))
+                    ident=ident, native_id=native_id, name=clean(name),
+                    started_ns=started_ns))
+        elif kind == "thread_end":
+            _, thread_no, ended_ns = item
+            _ensure_thread(conn, run_id, thread_no)
+            conn.execute(update(schema.thread).where(
+                (schema.thread.c.run_id == run_id)
+                & (schema.thread.c.thread_no == thread_no)).values(ended_ns=ended_ns))
 
 
 def _close_run(conn, run_id, status, note, ended_at):

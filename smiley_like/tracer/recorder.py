@@ -77,6 +77,22 @@ def read_source(path):
     return hashlib.sha1(data).hexdigest(), data.decode(encoding, "replace")
 
 
+class _ThreadEnd:
+    """Kept in a thread's thread-local data: when that is cleared, the thread has ended."""
+
+    __slots__ = ("defs", "thread_no", "pid")
+
+    def __init__(self, defs, thread_no):
+        self.defs, self.thread_no, self.pid = defs, thread_no, os.getpid()
+
+    def __del__(self):
+        if os.getpid() == self.pid:  # not in a forked child, where the thread never was
+            self.defs.append(("thread_end", self.thread_no, time.perf_counter_ns()))
+
+    def dismiss(self):
+        self.pid = None
+
+
 class Recorder:
     """Installs the trace function in every thread and feeds the publisher."""
 
@@ -105,6 +121,7 @@ class Recorder:
         self._thread_nos = itertools.count(0)
         self._tracers = {}  # thread ident -> that thread's trace function
         self._thread_of = {}  # thread ident -> that thread's number
+        self._thread_data = threading.local()
         self._user_trace = {}  # thread ident -> trace function the program installed
         self._user_thread_hook = None
         self._internal_errors = 0
@@ -133,6 +150,10 @@ class Recorder:
             return
         self._active = False
         ident = threading.get_ident()
+        end = getattr(self._thread_data, "end", None)
+        if end is not None and threading.current_thread() is threading.main_thread():
+            end.dismiss()  # the main thread ends with the recording
+            self.publisher.defs.append(("thread_end", end.thread_no, time.perf_counter_ns()))
         current = _real_gettrace()
         if current is not None and current is not self._tracers.get(ident) \
                 and current is not self._user_trace.get(ident):
@@ -175,7 +196,9 @@ class Recorder:
         events = []
         if thread_no is not None:
             name = threading.current_thread().name
-            defs.append(("thread", thread_no, ident, threading.get_native_id(), name))
+            defs.append(("thread", thread_no, ident, threading.get_native_id(), name,
+                         time.perf_counter_ns()))
+            self._thread_data.end = _ThreadEnd(self.publisher.defs, thread_no)
             events = self._open_frames(thread_no)
         return defs, events
 
@@ -241,9 +264,12 @@ class Recorder:
             thread_no = next(self._thread_nos)
             current = threading.current_thread()
             self.publisher.defs.append(
-                ("thread", thread_no, ident, threading.get_native_id(), current.name))
+                ("thread", thread_no, ident, threading.get_native_id(), current.name,
+                 time.perf_counter_ns()))
             tracer = self._tracers[ident] = self._make_tracer(thread_no)
             self._thread_of[ident] = thread_no
+            # Dropped with the thread's state when the thread ends: says when.
+            self._thread_data.end = _ThreadEnd(self.publisher.defs, thread_no)
         return tracer
 
     def _thread_started(self, frame, event, arg):
