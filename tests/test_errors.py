@@ -87,6 +87,8 @@ def test_database_from_schema_1_is_upgraded_in_place(smiley):
         conn.execute("drop index run_root")
         conn.execute("alter table run drop column root_id")
         conn.execute("alter table run drop column parent_id")
+        conn.execute("alter table thread drop column started_ns")
+        conn.execute("alter table thread drop column ended_ns")
         conn.execute("update meta set value = '1' where key = 'schema_version'")
     listed = smiley("list", "-f", "value", "-c", "Run", "-c", "Processes", check=0)
     assert listed.stdout.split() == [run_id, "1"]
