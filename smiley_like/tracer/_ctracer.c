@@ -51,6 +51,16 @@
 /* Event kinds and tuple layouts: smiley_like/events.py. */
 enum { EV_CALL = 0, EV_LINE = 1, EV_RETURN = 2, EV_EXCEPTION = 3 };
 
+/* Events written as msgpack, shared by the tracers of every thread (see
+ * EventBuffer_take); writing an event runs no Python code, so an event is
+ * written whole while the thread holds the GIL. */
+typedef struct {
+    PyObject_HEAD
+    char *data;
+    Py_ssize_t len, cap;
+    Py_ssize_t count;   /* events in it */
+} EventBuffer;
+
 typedef struct {
     PyObject *code;       /* strong: key */
     PyObject *code_id;    /* strong: int, or None for code not traced */
@@ -62,7 +72,9 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     PyObject *thread_no;
-    PyObject *buffer;         /* list */
+    long long thread_no_c;
+    EventBuffer *out;         /* shared by the tracers of every thread */
+    Py_ssize_t event_start;   /* where the event being written starts in out */
     Py_ssize_t limit;
     PyObject *wait_for_room;
     PyObject *codes;          /* dict: code -> id or None (Recorder._codes) */
@@ -107,7 +119,6 @@ static PyTypeObject FrameTracerType;
  * runs then is in our code, though the frame it is given is the program's. */
 static _Thread_local int inside_tracer;
 static PyObject *str_qualname;
-static PyObject *kind_objs[4];
 
 #if PY_VERSION_HEX < 0x030D0000
 #define PyObject_GetOptionalAttr _PyObject_LookupAttr
@@ -115,68 +126,354 @@ static PyObject *kind_objs[4];
 
 #define FrameTracer_Check(op) Py_IS_TYPE((op), &FrameTracerType)
 
+/* -- the event buffer: events as msgpack, as codec.pack would write them ---------- */
+
+/* Room kept at the start of the buffer for the array header that take() writes. */
+#define HEADER_ROOM 5
+
+static PyTypeObject EventBufferType;
+
+static int
+reserve(EventBuffer *b, Py_ssize_t extra)
+{
+    Py_ssize_t cap;
+    char *data;
+    if (b->len + extra <= b->cap)
+        return 0;
+    cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + extra) {
+        if (cap > PY_SSIZE_T_MAX / 2) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        cap *= 2;
+    }
+    data = PyMem_Realloc(b->data, (size_t)cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+#define PUT(b, byte) ((b)->data[(b)->len++] = (char)(byte))
+
+static void
+put_be(EventBuffer *b, uint64_t v, int n)
+{
+    int i;
+    for (i = n - 1; i >= 0; i--)
+        PUT(b, v >> (8 * i));
+}
+
+/* msgpack's integer encodings, chosen as msgpack-python's packer chooses them. */
+static int
+pack_int(EventBuffer *b, long long d)
+{
+    if (reserve(b, 9) < 0)
+        return -1;
+    if (d < -(1LL << 5)) {
+        if (d < -(1LL << 15)) {
+            if (d < -(1LL << 31)) { PUT(b, 0xd3); put_be(b, (uint64_t)d, 8); }
+            else { PUT(b, 0xd2); put_be(b, (uint64_t)d, 4); }
+        }
+        else if (d < -(1 << 7)) { PUT(b, 0xd1); put_be(b, (uint64_t)d, 2); }
+        else { PUT(b, 0xd0); put_be(b, (uint64_t)d, 1); }
+    }
+    else if (d < (1 << 7))
+        PUT(b, d);
+    else if (d < (1LL << 16)) {
+        if (d < (1 << 8)) { PUT(b, 0xcc); put_be(b, (uint64_t)d, 1); }
+        else { PUT(b, 0xcd); put_be(b, (uint64_t)d, 2); }
+    }
+    else if (d < (1LL << 32)) { PUT(b, 0xce); put_be(b, (uint64_t)d, 4); }
+    else { PUT(b, 0xcf); put_be(b, (uint64_t)d, 8); }
+    return 0;
+}
+
+static int
+pack_header(EventBuffer *b, Py_ssize_t n, int fix, int fixmax, int c16, int c32)
+{
+    if (reserve(b, 5) < 0)
+        return -1;
+    if (n < fixmax)
+        PUT(b, fix | n);
+    else if (n < 0x10000) { PUT(b, c16); put_be(b, (uint64_t)n, 2); }
+    else if ((uint64_t)n <= 0xFFFFFFFFULL) { PUT(b, c32); put_be(b, (uint64_t)n, 4); }
+    else {
+        PyErr_SetString(PyExc_ValueError, "too big to pack");
+        return -1;
+    }
+    return 0;
+}
+
+#define pack_array_header(b, n) pack_header((b), (n), 0x90, 16, 0xdc, 0xdd)
+#define pack_map_header(b, n) pack_header((b), (n), 0x80, 16, 0xde, 0xdf)
+
+static int
+pack_raw(EventBuffer *b, const char *s, Py_ssize_t n, int is_str)
+{
+    if (reserve(b, n + 5) < 0)
+        return -1;
+    if (is_str && n < 32)
+        PUT(b, 0xa0 | n);
+    else if (n < 0x100) { PUT(b, is_str ? 0xd9 : 0xc4); put_be(b, (uint64_t)n, 1); }
+    else if (n < 0x10000) { PUT(b, is_str ? 0xda : 0xc5); put_be(b, (uint64_t)n, 2); }
+    else if ((uint64_t)n <= 0xFFFFFFFFULL) { PUT(b, is_str ? 0xdb : 0xc6); put_be(b, (uint64_t)n, 4); }
+    else {
+        PyErr_SetString(PyExc_ValueError, "too big to pack");
+        return -1;
+    }
+    memcpy(b->data + b->len, s, (size_t)n);
+    b->len += n;
+    return 0;
+}
+
+static int
+pack_str(EventBuffer *b, PyObject *text)
+{
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(text, &n);
+    PyObject *encoded;
+    int err;
+    if (s != NULL)
+        return pack_raw(b, s, n, 1);
+    /* lone surrogates: passed through, as codec.pack does ("surrogatepass") */
+    PyErr_Clear();
+    encoded = PyUnicode_AsEncodedString(text, "utf-8", "surrogatepass");
+    if (encoded == NULL)
+        return -1;
+    err = pack_raw(b, PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded), 1);
+    Py_DECREF(encoded);
+    return err;
+}
+
+/* What codec.pack writes for the values events hold (None, bools, ints, floats,
+ * str, bytes, lists, tuples, dicts).  No Python code runs here, so an event is
+ * written whole while this thread holds the GIL. */
+static int
+pack_obj(EventBuffer *b, PyObject *o, int depth)
+{
+    if (depth > 512) {
+        PyErr_SetString(PyExc_ValueError, "nested too deeply to pack");
+        return -1;
+    }
+    if (o == Py_None || o == Py_True || o == Py_False) {
+        if (reserve(b, 1) < 0)
+            return -1;
+        PUT(b, o == Py_None ? 0xc0 : o == Py_True ? 0xc3 : 0xc2);
+        return 0;
+    }
+    if (PyUnicode_Check(o))
+        return pack_str(b, o);
+    if (PyLong_Check(o)) {
+        int overflow;
+        long long d = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (d == -1 && PyErr_Occurred())
+            return -1;
+        if (overflow > 0) {
+            unsigned long long u = PyLong_AsUnsignedLongLong(o);
+            if (u == (unsigned long long)-1 && PyErr_Occurred())
+                return -1;
+            if (reserve(b, 9) < 0)
+                return -1;
+            PUT(b, 0xcf);
+            put_be(b, u, 8);
+            return 0;
+        }
+        if (overflow < 0) {
+            PyErr_SetString(PyExc_OverflowError, "Integer value out of range");
+            return -1;
+        }
+        return pack_int(b, d);
+    }
+    if (PyFloat_Check(o)) {
+        double d = PyFloat_AS_DOUBLE(o);
+        uint64_t bits;
+        memcpy(&bits, &d, 8);
+        if (reserve(b, 9) < 0)
+            return -1;
+        PUT(b, 0xcb);
+        put_be(b, bits, 8);
+        return 0;
+    }
+    if (PyBytes_Check(o))
+        return pack_raw(b, PyBytes_AS_STRING(o), PyBytes_GET_SIZE(o), 0);
+    if (PyDict_CheckExact(o)) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        if (pack_map_header(b, PyDict_GET_SIZE(o)) < 0)
+            return -1;
+        while (PyDict_Next(o, &pos, &key, &value))
+            if (pack_obj(b, key, depth + 1) < 0 || pack_obj(b, value, depth + 1) < 0)
+                return -1;
+        return 0;
+    }
+    if (PyList_Check(o) || PyTuple_Check(o)) {
+        Py_ssize_t i, n = PySequence_Fast_GET_SIZE(o);
+        PyObject **items = PySequence_Fast_ITEMS(o);
+        if (pack_array_header(b, n) < 0)
+            return -1;
+        for (i = 0; i < n; i++)
+            if (pack_obj(b, items[i], depth + 1) < 0)
+                return -1;
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "cannot pack %.100s", Py_TYPE(o)->tp_name);
+    return -1;
+}
+
 static PyObject *
+EventBuffer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    EventBuffer *self = (EventBuffer *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    if (reserve(self, HEADER_ROOM) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->len = HEADER_ROOM;
+    return (PyObject *)self;
+}
+
+static void
+EventBuffer_dealloc(EventBuffer *self)
+{
+    PyMem_Free(self->data);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static Py_ssize_t
+EventBuffer_length(EventBuffer *self)
+{
+    return self->count;
+}
+
+/* take(): (count, msgpack array of the events), and the buffer is empty again. */
+static PyObject *
+EventBuffer_take(EventBuffer *self, PyObject *unused)
+{
+    EventBuffer header = {0};
+    char room[HEADER_ROOM];
+    PyObject *data, *result;
+    Py_ssize_t count = self->count;
+    header.data = room;
+    header.cap = HEADER_ROOM;
+    if (pack_array_header(&header, count) < 0)
+        return NULL;
+    memcpy(self->data + HEADER_ROOM - header.len, room, (size_t)header.len);
+    data = PyBytes_FromStringAndSize(self->data + HEADER_ROOM - header.len,
+                                     self->len - HEADER_ROOM + header.len);
+    if (data == NULL)
+        return NULL;
+    self->len = HEADER_ROOM;
+    self->count = 0;
+    if (self->cap > (1 << 24)) {  /* a burst made it big: do not keep that */
+        char *smaller = PyMem_Realloc(self->data, 4096);
+        if (smaller != NULL) {
+            self->data = smaller;
+            self->cap = 4096;
+        }
+    }
+    result = Py_BuildValue("(nN)", count, data);
+    return result;
+}
+
+static PyObject *
+EventBuffer_clear(EventBuffer *self, PyObject *unused)
+{
+    self->len = HEADER_ROOM;
+    self->count = 0;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef EventBuffer_methods[] = {
+    {"take", (PyCFunction)EventBuffer_take, METH_NOARGS,
+     "take() -> (count, data): the events as one msgpack array; the buffer is emptied."},
+    {"clear", (PyCFunction)EventBuffer_clear, METH_NOARGS, "Drop every event."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods EventBuffer_as_sequence = {
+    .sq_length = (lenfunc)EventBuffer_length,
+};
+
+static PyTypeObject EventBufferType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "smiley_like.tracer._ctracer.EventBuffer",
+    .tp_doc = "Events packed with msgpack by the C tracers of every thread; len() counts them.",
+    .tp_basicsize = sizeof(EventBuffer),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = EventBuffer_new,
+    .tp_dealloc = (destructor)EventBuffer_dealloc,
+    .tp_methods = EventBuffer_methods,
+    .tp_as_sequence = &EventBuffer_as_sequence,
+};
+
+static long long
 now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);  /* time.perf_counter_ns's clock */
-    return PyLong_FromLongLong((long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static PyObject *
-line_number(PyFrameObject *frame)
-{
-    int line = PyFrame_GetLineNumber(frame);
-    if (line < 0)
-        Py_RETURN_NONE;  /* frame.f_lineno is None there too */
-    return PyLong_FromLong(line);
-}
-
-/* Build a tuple of n items, stealing every reference; NULL items mean failure. */
-static PyObject *
-steal_tuple(Py_ssize_t n, PyObject **items)
-{
-    PyObject *tuple = NULL;
-    Py_ssize_t i;
-    for (i = 0; i < n; i++)
-        if (items[i] == NULL)
-            goto fail;
-    tuple = PyTuple_New(n);
-    if (tuple == NULL)
-        goto fail;
-    for (i = 0; i < n; i++)
-        PyTuple_SET_ITEM(tuple, i, items[i]);
-    /* Events hold numbers, text and dicts of text: no cycles.  Untracked, the
-     * collector does not walk a full buffer at every collection. */
-    for (i = 0; i < n; i++)
-        if (PyObject_GC_IsTracked(items[i]))
-            return tuple;
-    PyObject_GC_UnTrack(tuple);
-    return tuple;
-fail:
-    for (i = 0; i < n; i++)
-        Py_XDECREF(items[i]);
-    return NULL;
-}
-
-/* Append the event (stolen) to the buffer; wait for room if it is full. */
+/* Start an event of *fields* items: [kind, thread_no, t_ns, line_no, ...]. */
 static int
-emit(Tracer *t, PyObject *event)
+begin_event(Tracer *t, int kind, int fields, PyFrameObject *frame)
 {
-    int err;
-    if (event == NULL)
+    EventBuffer *b = t->out;
+    int line = PyFrame_GetLineNumber(frame);
+    t->event_start = b->len;
+    if (reserve(b, 2) < 0)
         return -1;
-    err = PyList_Append(t->buffer, event);
-    Py_DECREF(event);
-    if (err < 0)
+    PUT(b, 0x90 | fields);
+    PUT(b, kind);
+    if (pack_int(b, t->thread_no_c) < 0 || pack_int(b, now_ns()) < 0)
         return -1;
-    if (PyList_GET_SIZE(t->buffer) > t->limit) {
-        PyObject *r = PyObject_CallNoArgs(t->wait_for_room);
+    if (line < 0) {  /* frame.f_lineno is None there too */
+        if (reserve(b, 1) < 0)
+            return -1;
+        PUT(b, 0xc0);
+        return 0;
+    }
+    return pack_int(b, line);
+}
+
+/* The event is complete: count it; wait for room if the buffer is full. */
+static int
+end_event(Tracer *t)
+{
+    PyObject *r;
+    t->out->count++;
+    if (t->out->count > t->limit) {
+        r = PyObject_CallNoArgs(t->wait_for_room);
         if (r == NULL)
             return -1;
         Py_DECREF(r);
     }
     return 0;
+}
+
+/* Write one event: kind, thread, time and line, then the *n* values *rest*
+ * (borrowed).  Everything it holds must be computed first: nothing here
+ * runs Python code until the event is whole. */
+static int
+emit(Tracer *t, PyFrameObject *frame, int kind, PyObject **rest, int n)
+{
+    int i;
+    if (begin_event(t, kind, 4 + n, frame) < 0)
+        goto fail;
+    for (i = 0; i < n; i++)
+        if (pack_obj(t->out, rest[i], 0) < 0)
+            goto fail;
+    return end_event(t);
+fail:
+    t->out->len = t->event_start;  /* no half events */
+    return -1;
 }
 
 /* An exception came out of our own work.  A KeyboardInterrupt goes on into
@@ -603,8 +900,8 @@ handle_call_inner(Tracer *t, PyFrameObject *frame)
     PyCodeObject *code = PyFrame_GetCode(frame);
     CodeInfo *info;
     FrameTracer *ft = NULL;
-    PyObject *args, *items[6];
-    int resumed = 0;
+    PyObject *args, *items[2];
+    int resumed = 0, err;
 
     info = code_info(t, (PyObject *)code);
     if (info == NULL)
@@ -640,13 +937,11 @@ handle_call_inner(Tracer *t, PyFrameObject *frame)
         args = Py_NewRef(Py_None);
     if (ft->is_module)
         Py_SETREF(args, Py_NewRef(Py_None));
-    items[0] = Py_NewRef(kind_objs[EV_CALL]);
-    items[1] = Py_NewRef(t->thread_no);
-    items[2] = now_ns();
-    items[3] = line_number(frame);
-    items[4] = args;
-    items[5] = Py_NewRef(ft->code_id);
-    if (emit(t, steal_tuple(6, items)) < 0)
+    items[0] = args;
+    items[1] = ft->code_id;
+    err = emit(t, frame, EV_CALL, items, 2);
+    Py_DECREF(args);
+    if (err < 0)
         goto error;
     Py_DECREF(code);
     if (t->calls_only)
@@ -682,8 +977,8 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
 {
     Tracer *t = ft->tracer;
     PyCodeObject *code;
-    PyObject *items[7], *changed;
-    int result = 0, n;
+    PyObject *items[3], *changed;
+    int result = 0, err;
 
     Py_INCREF(ft);
     Py_INCREF(t);
@@ -696,12 +991,8 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
         else
             changed = Py_NewRef(Py_None);
         if (what == PyTrace_LINE) {
-            items[0] = Py_NewRef(kind_objs[EV_LINE]);
-            items[1] = Py_NewRef(t->thread_no);
-            items[2] = now_ns();
-            items[3] = line_number(frame);
-            items[4] = changed;
-            n = 5;
+            items[0] = changed;
+            err = emit(t, frame, EV_LINE, items, 1);
         }
         else {
             /* A frame left by an exception: its last instruction is not one
@@ -720,27 +1011,32 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
             normal = lasti >= 0 && lasti < size
                 && t->normal_exit[(unsigned char)PyBytes_AS_STRING(co_code)[lasti]];
             Py_DECREF(co_code);
-            items[0] = Py_NewRef(kind_objs[EV_RETURN]);
-            items[1] = Py_NewRef(t->thread_no);
-            items[2] = now_ns();
-            items[3] = line_number(frame);
             if (normal) {
-                items[4] = PyObject_CallOneArg(t->text, arg ? arg : Py_None);
-                items[5] = changed;
-                n = 6;
+                PyObject *value = arg ? arg : Py_None, *text = atomic_text(t, value);
+                if (text == NULL && !PyErr_Occurred())
+                    text = PyObject_CallOneArg(t->text, value);
+                if (text == NULL) {
+                    Py_DECREF(changed);
+                    goto error;
+                }
+                items[0] = text;
+                items[1] = changed;
+                err = emit(t, frame, EV_RETURN, items, 2);
+                Py_DECREF(text);
             }
             else {
-                items[4] = Py_NewRef(Py_None);
-                items[5] = changed;
-                items[6] = Py_NewRef(Py_True);
-                n = 7;
+                items[0] = Py_None;
+                items[1] = changed;
+                items[2] = Py_True;
+                err = emit(t, frame, EV_RETURN, items, 3);
             }
         }
-        if (emit(t, steal_tuple(n, items)) < 0)
+        Py_DECREF(changed);
+        if (err < 0)
             goto error;
     }
     else if (what == PyTrace_EXCEPTION) {
-        PyObject *info, *qualname, *message;
+        PyObject *qualname, *message;
         if (arg == NULL || !PyTuple_Check(arg) || PyTuple_GET_SIZE(arg) < 2) {
             PyErr_SetString(PyExc_TypeError, "unexpected exception event argument");
             goto error;
@@ -755,20 +1051,20 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
             Py_XDECREF(message);
             goto error;
         }
-        info = PyList_New(2);
-        if (info == NULL) {
-            Py_DECREF(qualname);
-            Py_DECREF(message);
-            goto error;
+        /* [type name, message], written as the list it is in Python */
+        if (begin_event(t, EV_EXCEPTION, 5, frame) < 0 || reserve(t->out, 1) < 0)
+            err = -1;
+        else {
+            PUT(t->out, 0x92);
+            err = pack_obj(t->out, qualname, 0) < 0 || pack_obj(t->out, message, 0) < 0 ? -1 : 0;
         }
-        PyList_SET_ITEM(info, 0, qualname);
-        PyList_SET_ITEM(info, 1, message);
-        items[0] = Py_NewRef(kind_objs[EV_EXCEPTION]);
-        items[1] = Py_NewRef(t->thread_no);
-        items[2] = now_ns();
-        items[3] = line_number(frame);
-        items[4] = info;
-        if (emit(t, steal_tuple(5, items)) < 0)
+        Py_DECREF(qualname);
+        Py_DECREF(message);
+        if (err < 0)
+            t->out->len = t->event_start;
+        else
+            err = end_event(t);
+        if (err < 0)
             goto error;
     }
     goto done;
@@ -867,18 +1163,23 @@ Tracer_init(Tracer *self, PyObject *args, PyObject *kwds)
 
     if (!PyArg_ParseTupleAndKeywords(
             args, kwds, "OO!nOO!OOOOOOO!ppO!OOOO!O!O!OOn:Tracer", kwlist,
-            &thread_no, &PyList_Type, &buffer, &limit, &wait_for_room, &PyDict_Type, &codes,
+            &thread_no, &EventBufferType, &buffer, &limit, &wait_for_room, &PyDict_Type, &codes,
             &register_code, &update, &deleted, &changes, &text, &message, &PySet_Type,
             &stable, &trace_locals, &calls_only, &PyList_Type, &pending, &raise_pending, &interrupted,
             &internal_error, &PySet_Type, &module_codes, &PySet_Type, &resumable,
             &PyDict_Type, &ignored, &ignored_marker, &normal_exits, &max_repr))
         return -1;
 #define KEEP(field) Py_INCREF(field); Py_XSETREF(self->field, field)
-    KEEP(thread_no); KEEP(buffer); KEEP(wait_for_room); KEEP(codes); KEEP(register_code);
+    KEEP(thread_no); KEEP(wait_for_room); KEEP(codes); KEEP(register_code);
     KEEP(update); KEEP(deleted); KEEP(changes); KEEP(text); KEEP(message); KEEP(stable);
     KEEP(pending); KEEP(raise_pending); KEEP(interrupted); KEEP(internal_error);
     KEEP(module_codes); KEEP(resumable); KEEP(ignored); KEEP(ignored_marker);
 #undef KEEP
+    self->thread_no_c = PyLong_AsLongLong(thread_no);
+    if (self->thread_no_c == -1 && PyErr_Occurred())
+        return -1;
+    Py_INCREF(buffer);
+    Py_XSETREF(self->out, (EventBuffer *)buffer);
     self->limit = limit;
     self->max_repr = max_repr;
     self->trace_locals = trace_locals;
@@ -917,7 +1218,7 @@ static int
 Tracer_traverse(Tracer *self, visitproc visit, void *arg)
 {
     Py_ssize_t i;
-    Py_VISIT(self->thread_no); Py_VISIT(self->buffer); Py_VISIT(self->wait_for_room);
+    Py_VISIT(self->thread_no); Py_VISIT(self->out); Py_VISIT(self->wait_for_room);
     Py_VISIT(self->codes); Py_VISIT(self->register_code); Py_VISIT(self->update);
     Py_VISIT(self->deleted); Py_VISIT(self->changes); Py_VISIT(self->text);
     Py_VISIT(self->message); Py_VISIT(self->stable); Py_VISIT(self->pending);
@@ -935,7 +1236,7 @@ Tracer_traverse(Tracer *self, visitproc visit, void *arg)
 static int
 Tracer_clear(Tracer *self)
 {
-    Py_CLEAR(self->thread_no); Py_CLEAR(self->buffer); Py_CLEAR(self->wait_for_room);
+    Py_CLEAR(self->thread_no); Py_CLEAR(self->out); Py_CLEAR(self->wait_for_room);
     Py_CLEAR(self->codes); Py_CLEAR(self->register_code); Py_CLEAR(self->update);
     Py_CLEAR(self->deleted); Py_CLEAR(self->changes); Py_CLEAR(self->text);
     Py_CLEAR(self->message); Py_CLEAR(self->stable); Py_CLEAR(self->pending);
@@ -957,7 +1258,7 @@ Tracer_dealloc(Tracer *self)
 static int
 tracer_ready(Tracer *self)
 {
-    if (self->buffer == NULL) {
+    if (self->out == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Tracer is not initialised");
         return 0;
     }
@@ -1118,19 +1419,18 @@ PyInit__ctracer(void)
 {
     PyObject *module;
     int i;
-    if (PyType_Ready(&TracerType) < 0 || PyType_Ready(&FrameTracerType) < 0)
+    if (PyType_Ready(&TracerType) < 0 || PyType_Ready(&FrameTracerType) < 0
+            || PyType_Ready(&EventBufferType) < 0)
         return NULL;
     str_qualname = PyUnicode_InternFromString("__qualname__");
     if (str_qualname == NULL)
         return NULL;
-    for (i = 0; i < 4; i++)
-        if ((kind_objs[i] = PyLong_FromLong(i)) == NULL)
-            return NULL;
     module = PyModule_Create(&module_def);
     if (module == NULL)
         return NULL;
     if (PyModule_AddObjectRef(module, "Tracer", (PyObject *)&TracerType) < 0
-            || PyModule_AddObjectRef(module, "FrameTracer", (PyObject *)&FrameTracerType) < 0) {
+            || PyModule_AddObjectRef(module, "FrameTracer", (PyObject *)&FrameTracerType) < 0
+            || PyModule_AddObjectRef(module, "EventBuffer", (PyObject *)&EventBufferType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -2,7 +2,9 @@
 
 Tracing threads only append tuples to :attr:`Publisher.buffer` (and definitions
 to :attr:`Publisher.defs`); list appends are atomic under the GIL, so the hot
-path takes no lock.  The sender thread wakes every ``interval`` seconds (or
+path takes no lock.  The C tracer writes its events, packed already, to
+:attr:`Publisher.packed` instead, an ``EventBuffer`` that it writes each
+event to whole under the GIL.  The sender thread wakes every ``interval`` seconds (or
 when a tracing thread finds the buffer full), slices off what is there and
 puts it in its outbox as one batch, then sends what the socket will take.
 
@@ -51,7 +53,8 @@ class Publisher:
         self.interval = interval
         self.max_buffered = max_buffered
         self.hwm = hwm
-        self.buffer = []
+        self.buffer = []  # event tuples (the Python tracer)
+        self.packed = None  # or an EventBuffer the C tracer packs events into
         self.defs = []
         self.sent = 0  # events handed to ZeroMQ
         self.lost = 0  # events we had to give up on
@@ -100,12 +103,21 @@ class Publisher:
         self.thread_idents.add(self._thread.ident)
         self._started.wait(wait)
 
+    def waiting(self):
+        """The number of events the tracers have added that the sender has not taken."""
+        return len(self.buffer) + (len(self.packed) if self.packed is not None else 0)
+
+    def _drop_waiting(self):
+        del self.buffer[:]
+        if self.packed is not None:
+            self.packed.clear()
+
     def wait_for_room(self):
         """Block a tracing thread until the sender has taken the buffer (back-pressure)."""
-        while len(self.buffer) > self.max_buffered:
+        while self.waiting() > self.max_buffered:
             if not self._thread.is_alive():  # no sender any more: count, do not grow
-                self.lost += len(self.buffer)
-                del self.buffer[:]
+                self.lost += self.waiting()
+                self._drop_waiting()
                 return
             self._room.clear()
             self._wake.set()
@@ -127,7 +139,7 @@ class Publisher:
     def abandon(self):
         """Forget everything: used in a forked child, where the sender thread does not exist."""
         self.lost = 0
-        del self.buffer[:]
+        self._drop_waiting()
         del self.defs[:]
 
     def known_defs(self):
@@ -180,7 +192,7 @@ class Publisher:
                 self._flush()
                 self._keep_alive()
             self._flush(final=True)
-            self.lost += len(self.buffer)
+            self.lost += self.waiting()
             end = dict(self._end, sent=self.sent, lost=self.lost)
             if self._introduce() and self._writable():
                 socket.send_multipart(codec.encode_end(self.run_id, self.pid,
@@ -193,7 +205,7 @@ class Publisher:
                 linger = max(0, int((self._deadline - time.monotonic()) * 1000))
         except Exception as exc:  # never let our failure reach the program
             self.error = exc
-            self.lost += len(self.buffer) + self._outbox_events
+            self.lost += self.waiting() + self._outbox_events
         finally:
             self._started.set()
             self._room.set()
@@ -224,12 +236,15 @@ class Publisher:
 
     def _flush(self, final=False):
         """Move the buffer into the outbox as one batch; send what the socket takes."""
-        count = len(self.buffer)
         n_defs = len(self.defs)
         # Events first, then definitions: every definition an event refers to
         # was appended before that event, so it is in this slice or an earlier one.
-        events = self.buffer[:count]
-        del self.buffer[:count]
+        if self.packed is not None and len(self.packed):  # one tracer per run: not both
+            events = codec.PackedEvents(*self.packed.take())
+        else:
+            events = self.buffer[:]
+            del self.buffer[:len(events)]
+        count = len(events)
         defs = self.defs[:n_defs]
         del self.defs[:n_defs]
         self._room.set()
