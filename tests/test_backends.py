@@ -174,6 +174,23 @@ PROGRAMS = {
         sys.setrecursionlimit(200)
         print(hostile())
     """,
+    "default_reprs": """
+        class Plain:  # object.__repr__: its text comes from C under the C tracer
+            pass
+
+        class Node(Plain):
+            def __init__(self, parent):
+                self.parent = parent
+
+        def build(n):
+            node = None
+            for _ in range(n):
+                node = Node(node)
+                same = node
+            return node
+
+        print(type(build(3)).__name__)
+    """,
     "threads": """
         import threading
 

@@ -660,16 +660,27 @@ fail:
     return NULL;
 }
 
+/* True for an object whose class keeps object.__repr__: Capture.text gives it
+ * plain repr() ("<mod.Name object at 0x...>"), which runs no code of the
+ * program, and Capture.is_stable counts its type as stable. */
+static int
+has_default_repr(PyObject *value)
+{
+    return Py_TYPE(value)->tp_repr == PyBaseObject_Type.tp_repr;
+}
+
 /* Capture.text of a value whose text is plain repr() there (an exact int,
- * float, bool, None, or a str of at most max_repr characters) and fits in
- * max_repr; NULL, with no exception, for anything else: Capture.text decides. */
+ * float, bool, None, a str of at most max_repr characters, an object with
+ * object.__repr__) and fits in max_repr; NULL, with no exception, for
+ * anything else: Capture.text decides. */
 static PyObject *
 atomic_text(Tracer *t, PyObject *value)
 {
     PyObject *text;
     if (!(PyLong_CheckExact(value) || PyFloat_CheckExact(value) || PyBool_Check(value)
           || value == Py_None
-          || (PyUnicode_CheckExact(value) && PyUnicode_GET_LENGTH(value) <= t->max_repr)))
+          || (PyUnicode_CheckExact(value) && PyUnicode_GET_LENGTH(value) <= t->max_repr)
+          || has_default_repr(value)))
         return NULL;
     /* tp_repr itself: PyObject_Repr would run pending signal handlers here */
     text = Py_TYPE(value)->tp_repr(value);
@@ -823,7 +834,7 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code)
             Py_DECREF(value);
             goto fail;
         }
-        stable = PySet_Contains(t->stable, (PyObject *)Py_TYPE(value));
+        stable = has_default_repr(value) ? 1 : PySet_Contains(t->stable, (PyObject *)Py_TYPE(value));
         if (stable < 0) {
             Py_DECREF(value);
             Py_DECREF(text);
