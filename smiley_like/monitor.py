@@ -41,7 +41,9 @@ class Batch:
     packed: bytes
     # Filled in by the store writer for the sinks after it:
     stacks: dict | None = None  # each thread's open frames at the batch's start
-    where: dict | None = None  # thread_no -> (code_id, line_no, open frames) at its last event
+    # thread_no -> (code_id, line_no, open frames) at its last event; the
+    # thread of the batch's last event comes last:
+    where: dict | None = None
 
     @functools.cached_property
     def events(self):

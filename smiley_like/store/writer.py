@@ -368,8 +368,9 @@ class StoreWriter:
         if seq > state.next_seq:
             LOG.warning("run %s: events %d..%d never arrived", run_id, state.next_seq, seq - 1)
             state.missing += seq - state.next_seq
+        # In the order of their last events: the thread of the batch's last event last.
         where = {thread_no: (entry[5], lines[thread_no], len(stacks.get(thread_no, ())))
-                 for thread_no, entry in stats.items()}
+                 for thread_no, entry in sorted(stats.items(), key=lambda item: item[1][2])}
         threads = {}
         for thread_no, (count, first_seq, last_seq, first_ns, last_ns, _) in stats.items():
             entry = state.threads.setdefault(thread_no, {"event_count": 0})
