@@ -191,6 +191,31 @@ PROGRAMS = {
 
         print(type(build(3)).__name__)
     """,
+    "containers": """
+        def grow(n):
+            items = []
+            table = {}
+            for i in range(n):
+                items.append(i * 7)  # past 16 elements, and past max_repr characters
+                table["k%d" % i] = i / 3
+                pair = (i, "x" * (i % 5), None)
+                if i % 9 == 0:
+                    items[0] = -i  # same length, a new leading element
+                if i == 30:
+                    items.append([1, 2])  # not atomic: Capture.update decides
+                    big = ["y" * 5000, 1]  # a huge element
+                    empty, unit = [], ()
+                    table[1.5] = b"bytes"
+            del pair
+            return tuple(items[:20]), table
+
+        def words():
+            yield ("a", "b")
+            yield ["c"] * 40
+            yield {i: str(i) for i in range(25)}
+
+        print(len(grow(60)), list(words())[0])
+    """,
     "threads": """
         import threading
 

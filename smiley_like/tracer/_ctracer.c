@@ -55,9 +55,13 @@ enum { EV_CALL = 0, EV_LINE = 1, EV_RETURN = 2, EV_EXCEPTION = 3 };
  * EventBuffer_take); writing an event runs no Python code, so an event is
  * written whole while the thread holds the GIL. */
 typedef struct {
-    PyObject_HEAD
     char *data;
     Py_ssize_t len, cap;
+} Bytes;
+
+typedef struct {
+    PyObject_HEAD
+    Bytes b;
     Py_ssize_t count;   /* events in it */
 } EventBuffer;
 
@@ -96,7 +100,10 @@ typedef struct {
     PyObject *ignored;        /* dict: code id -> names */
     PyObject *ignored_marker; /* capture.IGNORED */
     Py_ssize_t max_repr;      /* Capture.max_repr */
+    Py_ssize_t mark_elements; /* Capture._mark_elements: max_repr // 3 + 2 */
     unsigned char normal_exit[256];
+    Bytes scratch;            /* the changes of the event being made, packed */
+    Py_ssize_t nchanges;      /* and their number */
     CodeInfo *table;          /* open addressing, keyed by code object address */
     Py_ssize_t table_size;    /* a power of two */
     Py_ssize_t table_used;
@@ -107,11 +114,15 @@ typedef struct {
     Tracer *tracer;
     PyObject *code_id;
     int is_module;
-    PyObject *objs, *texts, *marks;   /* the state Capture works on */
+    PyObject *objs, *texts, *marks;   /* the state Capture works on; NULL until needed */
+    PyObject *ignored;                /* names never captured, or NULL */
     Py_ssize_t nseen;
     PyObject **seen;                  /* per fast local: the object last seen, or IGNORED */
+    PyObject **seen_text;             /* per fast local: its text as last recorded */
     PyTypeObject **seen_stable;       /* per fast local: its type, if that type is stable */
 } FrameTracer;
+
+static int ensure_dicts(FrameTracer *ft);
 
 static PyTypeObject TracerType;
 static PyTypeObject FrameTracerType;
@@ -119,6 +130,7 @@ static PyTypeObject FrameTracerType;
  * runs then is in our code, though the frame it is given is the program's. */
 static _Thread_local int inside_tracer;
 static PyObject *str_qualname;
+static PyObject *str_dots;
 
 #if PY_VERSION_HEX < 0x030D0000
 #define PyObject_GetOptionalAttr _PyObject_LookupAttr
@@ -134,7 +146,7 @@ static PyObject *str_qualname;
 static PyTypeObject EventBufferType;
 
 static int
-reserve(EventBuffer *b, Py_ssize_t extra)
+reserve(Bytes *b, Py_ssize_t extra)
 {
     Py_ssize_t cap;
     char *data;
@@ -161,7 +173,7 @@ reserve(EventBuffer *b, Py_ssize_t extra)
 #define PUT(b, byte) ((b)->data[(b)->len++] = (char)(byte))
 
 static void
-put_be(EventBuffer *b, uint64_t v, int n)
+put_be(Bytes *b, uint64_t v, int n)
 {
     int i;
     for (i = n - 1; i >= 0; i--)
@@ -170,7 +182,7 @@ put_be(EventBuffer *b, uint64_t v, int n)
 
 /* msgpack's integer encodings, chosen as msgpack-python's packer chooses them. */
 static int
-pack_int(EventBuffer *b, long long d)
+pack_int(Bytes *b, long long d)
 {
     if (reserve(b, 9) < 0)
         return -1;
@@ -194,7 +206,7 @@ pack_int(EventBuffer *b, long long d)
 }
 
 static int
-pack_header(EventBuffer *b, Py_ssize_t n, int fix, int fixmax, int c16, int c32)
+pack_header(Bytes *b, Py_ssize_t n, int fix, int fixmax, int c16, int c32)
 {
     if (reserve(b, 5) < 0)
         return -1;
@@ -213,7 +225,7 @@ pack_header(EventBuffer *b, Py_ssize_t n, int fix, int fixmax, int c16, int c32)
 #define pack_map_header(b, n) pack_header((b), (n), 0x80, 16, 0xde, 0xdf)
 
 static int
-pack_raw(EventBuffer *b, const char *s, Py_ssize_t n, int is_str)
+pack_raw(Bytes *b, const char *s, Py_ssize_t n, int is_str)
 {
     if (reserve(b, n + 5) < 0)
         return -1;
@@ -232,7 +244,7 @@ pack_raw(EventBuffer *b, const char *s, Py_ssize_t n, int is_str)
 }
 
 static int
-pack_str(EventBuffer *b, PyObject *text)
+pack_str(Bytes *b, PyObject *text)
 {
     Py_ssize_t n;
     const char *s = PyUnicode_AsUTF8AndSize(text, &n);
@@ -254,7 +266,7 @@ pack_str(EventBuffer *b, PyObject *text)
  * str, bytes, lists, tuples, dicts).  No Python code runs here, so an event is
  * written whole while this thread holds the GIL. */
 static int
-pack_obj(EventBuffer *b, PyObject *o, int depth)
+pack_obj(Bytes *b, PyObject *o, int depth)
 {
     if (depth > 512) {
         PyErr_SetString(PyExc_ValueError, "nested too deeply to pack");
@@ -331,18 +343,18 @@ EventBuffer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     EventBuffer *self = (EventBuffer *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;
-    if (reserve(self, HEADER_ROOM) < 0) {
+    if (reserve(&self->b, HEADER_ROOM) < 0) {
         Py_DECREF(self);
         return NULL;
     }
-    self->len = HEADER_ROOM;
+    self->b.len = HEADER_ROOM;
     return (PyObject *)self;
 }
 
 static void
 EventBuffer_dealloc(EventBuffer *self)
 {
-    PyMem_Free(self->data);
+    PyMem_Free(self->b.data);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -356,7 +368,7 @@ EventBuffer_length(EventBuffer *self)
 static PyObject *
 EventBuffer_take(EventBuffer *self, PyObject *unused)
 {
-    EventBuffer header = {0};
+    Bytes header = {0};
     char room[HEADER_ROOM];
     PyObject *data, *result;
     Py_ssize_t count = self->count;
@@ -364,18 +376,18 @@ EventBuffer_take(EventBuffer *self, PyObject *unused)
     header.cap = HEADER_ROOM;
     if (pack_array_header(&header, count) < 0)
         return NULL;
-    memcpy(self->data + HEADER_ROOM - header.len, room, (size_t)header.len);
-    data = PyBytes_FromStringAndSize(self->data + HEADER_ROOM - header.len,
-                                     self->len - HEADER_ROOM + header.len);
+    memcpy(self->b.data + HEADER_ROOM - header.len, room, (size_t)header.len);
+    data = PyBytes_FromStringAndSize(self->b.data + HEADER_ROOM - header.len,
+                                     self->b.len - HEADER_ROOM + header.len);
     if (data == NULL)
         return NULL;
-    self->len = HEADER_ROOM;
+    self->b.len = HEADER_ROOM;
     self->count = 0;
-    if (self->cap > (1 << 24)) {  /* a burst made it big: do not keep that */
-        char *smaller = PyMem_Realloc(self->data, 4096);
+    if (self->b.cap > (1 << 24)) {  /* a burst made it big: do not keep that */
+        char *smaller = PyMem_Realloc(self->b.data, 4096);
         if (smaller != NULL) {
-            self->data = smaller;
-            self->cap = 4096;
+            self->b.data = smaller;
+            self->b.cap = 4096;
         }
     }
     result = Py_BuildValue("(nN)", count, data);
@@ -385,7 +397,7 @@ EventBuffer_take(EventBuffer *self, PyObject *unused)
 static PyObject *
 EventBuffer_clear(EventBuffer *self, PyObject *unused)
 {
-    self->len = HEADER_ROOM;
+    self->b.len = HEADER_ROOM;
     self->count = 0;
     Py_RETURN_NONE;
 }
@@ -425,7 +437,7 @@ now_ns(void)
 static int
 begin_event(Tracer *t, int kind, int fields, PyFrameObject *frame)
 {
-    EventBuffer *b = t->out;
+    Bytes *b = &t->out->b;
     int line = PyFrame_GetLineNumber(frame);
     t->event_start = b->len;
     if (reserve(b, 2) < 0)
@@ -458,8 +470,12 @@ end_event(Tracer *t)
     return 0;
 }
 
+/* In emit()'s values: the changes in t->scratch, as a map. */
+static char changes_marker;
+#define CHANGES ((PyObject *)&changes_marker)
+
 /* Write one event: kind, thread, time and line, then the *n* values *rest*
- * (borrowed).  Everything it holds must be computed first: nothing here
+ * (borrowed, or CHANGES).  Everything it holds must be computed first: nothing here
  * runs Python code until the event is whole. */
 static int
 emit(Tracer *t, PyFrameObject *frame, int kind, PyObject **rest, int n)
@@ -467,12 +483,21 @@ emit(Tracer *t, PyFrameObject *frame, int kind, PyObject **rest, int n)
     int i;
     if (begin_event(t, kind, 4 + n, frame) < 0)
         goto fail;
-    for (i = 0; i < n; i++)
-        if (pack_obj(t->out, rest[i], 0) < 0)
+    for (i = 0; i < n; i++) {
+        if (rest[i] == CHANGES) {
+            /* the map of changes frame_changes wrote to the scratch buffer */
+            Bytes *b = &t->out->b;
+            if (pack_map_header(b, t->nchanges) < 0 || reserve(b, t->scratch.len) < 0)
+                goto fail;
+            memcpy(b->data + b->len, t->scratch.data, (size_t)t->scratch.len);
+            b->len += t->scratch.len;
+        }
+        else if (pack_obj(&t->out->b, rest[i], 0) < 0)
             goto fail;
+    }
     return end_event(t);
 fail:
-    t->out->len = t->event_start;  /* no half events */
+    t->out->b.len = t->event_start;  /* no half events */
     return -1;
 }
 
@@ -604,7 +629,7 @@ static FrameTracer *
 frame_tracer_new(Tracer *t, CodeInfo *info, PyCodeObject *code)
 {
     FrameTracer *ft = PyObject_GC_New(FrameTracer, &FrameTracerType);
-    Py_ssize_t i, n;
+    Py_ssize_t n, j;
     if (ft == NULL)
         return NULL;
     Py_INCREF(t);
@@ -612,37 +637,38 @@ frame_tracer_new(Tracer *t, CodeInfo *info, PyCodeObject *code)
     Py_INCREF(info->code_id);
     ft->code_id = info->code_id;
     ft->is_module = info->is_module;
-    ft->objs = PyDict_New();
-    ft->texts = PyDict_New();
-    ft->marks = PyDict_New();
+    ft->objs = ft->texts = ft->marks = NULL;
+    ft->ignored = Py_XNewRef(info->ignored);
     ft->nseen = 0;
-    ft->seen = NULL;
+    ft->seen = ft->seen_text = NULL;
     ft->seen_stable = NULL;
     PyObject_GC_Track(ft);
-    if (ft->objs == NULL || ft->texts == NULL || ft->marks == NULL)
-        goto fail;
-    if (code->co_flags & CO_OPTIMIZED) {
-        n = code->co_nlocalsplus;
-        ft->seen = PyMem_Calloc((size_t)(n ? n : 1), sizeof(PyObject *));
-        ft->seen_stable = PyMem_Calloc((size_t)(n ? n : 1), sizeof(PyTypeObject *));
-        if (ft->seen == NULL || ft->seen_stable == NULL) {
-            PyErr_NoMemory();
+    if (!t->trace_locals)
+        return ft;
+    if (!(code->co_flags & CO_OPTIMIZED)) {
+        /* Capture.changes works on f_locals and the dicts */
+        if (ensure_dicts(ft) < 0)
             goto fail;
-        }
-        ft->nseen = n;
+        return ft;
     }
+    n = code->co_nlocalsplus;
+    /* one block: seen, seen_text, seen_stable */
+    ft->seen = PyMem_Calloc((size_t)(n ? 3 * n : 3), sizeof(PyObject *));
+    if (ft->seen == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    ft->seen_text = ft->seen + (n ? n : 1);
+    ft->seen_stable = (PyTypeObject **)(ft->seen_text + (n ? n : 1));
+    ft->nseen = n;
     if (info->ignored != NULL) {
-        /* dict.fromkeys(names, IGNORED), and the same names marked in seen */
+        /* the names never captured are marked in seen */
         PyObject *names = PySequence_Fast(info->ignored, "ignored names");
+        Py_ssize_t i;
         if (names == NULL)
             goto fail;
         for (i = 0; i < PySequence_Fast_GET_SIZE(names); i++) {
             PyObject *name = PySequence_Fast_GET_ITEM(names, i);
-            Py_ssize_t j;
-            if (PyDict_SetItem(ft->objs, name, t->ignored_marker) < 0) {
-                Py_DECREF(names);
-                goto fail;
-            }
             for (j = 0; j < ft->nseen; j++) {
                 if (PyTuple_GET_ITEM(code->co_localsplusnames, j) == name
                         || PyUnicode_Compare(PyTuple_GET_ITEM(code->co_localsplusnames, j),
@@ -659,6 +685,35 @@ fail:
     Py_DECREF(ft);
     return NULL;
 }
+
+/* The dicts Capture works on (objs, texts, marks), made when Python is first
+ * asked about this frame: objs starts as dict.fromkeys(ignored, IGNORED). */
+static int
+ensure_dicts(FrameTracer *ft)
+{
+    if (ft->objs != NULL)
+        return 0;
+    ft->objs = PyDict_New();
+    ft->texts = PyDict_New();
+    ft->marks = PyDict_New();
+    if (ft->objs == NULL || ft->texts == NULL || ft->marks == NULL)
+        return -1;
+    if (ft->ignored != NULL) {
+        PyObject *names = PySequence_Fast(ft->ignored, "ignored names");
+        Py_ssize_t i;
+        if (names == NULL)
+            return -1;
+        for (i = 0; i < PySequence_Fast_GET_SIZE(names); i++)
+            if (PyDict_SetItem(ft->objs, PySequence_Fast_GET_ITEM(names, i),
+                               ft->tracer->ignored_marker) < 0) {
+                Py_DECREF(names);
+                return -1;
+            }
+        Py_DECREF(names);
+    }
+    return 0;
+}
+
 
 /* True for an object whose class keeps object.__repr__: Capture.text gives it
  * plain repr() ("<mod.Name object at 0x...>"), which runs no code of the
@@ -694,40 +749,6 @@ atomic_text(Tracer *t, PyObject *value)
         return NULL;
     }
     return text;
-}
-
-/* Capture.update for a local now bound to a new object whose text is
- * *text* (stolen): the same state changes.  Returns the text if it differs
- * from the local's last one, else None; NULL on error. */
-static PyObject *
-update_new(FrameTracer *ft, PyObject *name, PyObject *value, PyObject *text)
-{
-    PyObject *previous;
-    int same;
-    if (PyDict_SetItem(ft->objs, name, value) < 0)
-        goto fail;
-    if (PyDict_GET_SIZE(ft->marks)) {
-        if ((same = PyDict_Contains(ft->marks, name)) < 0
-                || (same && PyDict_DelItem(ft->marks, name) < 0))
-            goto fail;
-    }
-    previous = PyDict_GetItemWithError(ft->texts, name);
-    if (previous == NULL && PyErr_Occurred())
-        goto fail;
-    if (previous != NULL) {
-        if ((same = PyObject_RichCompareBool(previous, text, Py_EQ)) < 0)
-            goto fail;
-        if (same) {
-            Py_DECREF(text);
-            Py_RETURN_NONE;
-        }
-    }
-    if (PyDict_SetItem(ft->texts, name, text) < 0)
-        goto fail;
-    return text;
-fail:
-    Py_DECREF(text);
-    return NULL;
 }
 
 /* True if the list or dict *value* still has the length and the very same
@@ -767,26 +788,229 @@ same_mark(PyObject *value, PyObject *mark)
     return i == n;
 }
 
-/* The locals that changed since the frame's last event: a new dict, or
- * None (new reference) if nothing changed; NULL on error.  The same result as
- * Capture.changes(frame.f_locals, ...), without building f_locals. */
+/* An element type Capture._atomic_head takes (capture._ATOMIC: exact types). */
+static int
+is_atomic(PyObject *o)
+{
+    PyTypeObject *tp = Py_TYPE(o);
+    return tp == &PyLong_Type || tp == &PyUnicode_Type || tp == &PyFloat_Type
+        || tp == &PyBool_Type || o == Py_None || tp == &PyBytes_Type || tp == &PyComplex_Type;
+}
+
+/* The first *take* items of a list, tuple or dict (a new list, tuple or dict). */
 static PyObject *
-frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code)
+head_of(PyObject *value, Py_ssize_t take)
+{
+    PyObject *head, *key, *item;
+    Py_ssize_t pos = 0, i = 0;
+    if (PyList_CheckExact(value))
+        return PyList_GetSlice(value, 0, take);
+    if (PyTuple_CheckExact(value))
+        return PyTuple_GetSlice(value, 0, take);
+    if ((head = PyDict_New()) == NULL)
+        return NULL;
+    while (i++ < take && PyDict_Next(value, &pos, &key, &item))
+        if (PyDict_SetItem(head, key, item) < 0) {
+            Py_DECREF(head);
+            return NULL;
+        }
+    return head;
+}
+
+/* Capture.text of an exact list, tuple or dict whose head is atomic values:
+ * Capture._atomic_head, step for step, then text()'s cut at max_repr.  Sets
+ * *shown* to the elements the text shows.  NULL with no exception for
+ * anything else: Capture.text decides. */
+static PyObject *
+container_text(Tracer *t, PyObject *value, Py_ssize_t *shown)
+{
+    int is_dict = PyDict_CheckExact(value);
+    Py_ssize_t count, take = 16, n = 0, len = 0, i, pos;
+    PyObject *head = NULL, *text = NULL, *key, *item, *marker, *cut;
+    if (!(is_dict || PyList_CheckExact(value) || PyTuple_CheckExact(value)))
+        return NULL;
+    count = is_dict ? PyDict_GET_SIZE(value) : Py_SIZE(value);
+    while (1) {
+        size_t size = 0;
+        head = count <= take ? Py_NewRef(value) : head_of(value, take);
+        if (head == NULL)
+            goto fail;
+        if (is_dict) {
+            n = PyDict_GET_SIZE(head);
+            pos = 0;
+            while (PyDict_Next(head, &pos, &key, &item)) {
+                if (!is_atomic(key) || !is_atomic(item))
+                    goto not_ours;
+                size += _PySys_GetSizeOf(key) + _PySys_GetSizeOf(item);
+            }
+        }
+        else {
+            n = Py_SIZE(head);
+            for (i = 0; i < n; i++) {
+                item = PySequence_Fast_ITEMS(head)[i];
+                if (!is_atomic(item))
+                    goto not_ours;
+                size += _PySys_GetSizeOf(item);
+            }
+        }
+        if (PyErr_Occurred())
+            goto fail;
+        if (size > (size_t)(128 * n + 4 * t->max_repr))  /* a huge string or int inside */
+            goto not_ours;
+        Py_XSETREF(text, Py_TYPE(head)->tp_repr(head));
+        if (text == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_ValueError))
+                goto not_ours;  /* an int with more digits than Python will print */
+            goto fail;
+        }
+        len = PyUnicode_GET_LENGTH(text);
+        if (len >= t->max_repr || count <= take || take > 16)
+            break;
+        take = (Py_ssize_t)((double)(t->max_repr * take) / (double)(len > 1 ? len : 1)) + 2;
+        Py_CLEAR(head);
+    }
+    Py_DECREF(head);
+    *shown = n;
+    if (count > n || len > t->max_repr) {
+        Py_UCS4 last = PyUnicode_READ_CHAR(text, len - 1);
+        Py_ssize_t keep;
+        marker = PyUnicode_FromFormat("... (%zd items)%c", count, (int)last);
+        if (marker == NULL)
+            goto fail_text;
+        keep = t->max_repr - PyUnicode_GET_LENGTH(marker);
+        cut = PyUnicode_Substring(text, 0, keep > 1 ? keep : 1);
+        Py_SETREF(text, cut);
+        if (text != NULL)
+            Py_SETREF(text, PyUnicode_Concat(text, marker));
+        Py_DECREF(marker);
+        if (text == NULL)
+            return NULL;
+    }
+    if (PyUnicode_GET_LENGTH(text) > t->max_repr) {
+        cut = PyUnicode_Substring(text, 0, t->max_repr - 3);
+        Py_SETREF(text, cut);
+        if (text != NULL)
+            Py_SETREF(text, PyUnicode_Concat(text, str_dots));
+    }
+    return text;
+not_ours:
+    PyErr_Clear();
+    Py_XDECREF(head);
+    Py_XDECREF(text);
+    return NULL;
+fail:
+    Py_XDECREF(head);
+fail_text:
+    Py_XDECREF(text);
+    return NULL;
+}
+
+/* capture._mark: (length, leading keys or elements, leading values) of a list
+ * or dict of atomic values, or None. */
+static PyObject *
+make_mark(PyObject *value, Py_ssize_t elements)
+{
+    PyObject *keys, *values = NULL, *key, *item;
+    Py_ssize_t i, pos = 0;
+    if (PyList_CheckExact(value)) {
+        if ((keys = PyList_GetSlice(value, 0, elements)) == NULL)
+            return NULL;
+        for (i = 0; i < PyList_GET_SIZE(keys); i++)
+            if (!is_atomic(PyList_GET_ITEM(keys, i))) {
+                Py_DECREF(keys);
+                Py_RETURN_NONE;
+            }
+        return Py_BuildValue("(nNO)", PyList_GET_SIZE(value), keys, Py_None);
+    }
+    keys = PyList_New(0);
+    values = PyList_New(0);
+    if (keys == NULL || values == NULL)
+        goto fail;
+    for (i = 0; i < elements && PyDict_Next(value, &pos, &key, &item); i++) {
+        if (!is_atomic(key) || !is_atomic(item)) {
+            Py_DECREF(keys);
+            Py_DECREF(values);
+            Py_RETURN_NONE;
+        }
+        if (PyList_Append(keys, key) < 0 || PyList_Append(values, item) < 0)
+            goto fail;
+    }
+    return Py_BuildValue("(nNN)", PyDict_GET_SIZE(value), keys, values);
+fail:
+    Py_XDECREF(keys);
+    Py_XDECREF(values);
+    return NULL;
+}
+
+/* Set or remove d[key]: value NULL removes (a missing key is fine). */
+static int
+dict_put(PyObject *d, PyObject *key, PyObject *value)
+{
+    if (value != NULL)
+        return PyDict_SetItem(d, key, value);
+    if (PyDict_DelItem(d, key) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_KeyError))
+            return -1;
+        PyErr_Clear();
+    }
+    return 0;
+}
+
+/* Add name: text (text NULL: nil, a deleted name) to the changes in t->scratch. */
+static int
+add_change(Tracer *t, PyObject *name, PyObject *text, Py_ssize_t *count)
+{
+    (*count)++;
+    if (pack_obj(&t->scratch, name, 0) < 0)
+        return -1;
+    if (text != NULL)
+        return pack_obj(&t->scratch, text, 0);
+    if (reserve(&t->scratch, 1) < 0)
+        return -1;
+    PUT(&t->scratch, 0xc0);
+    return 0;
+}
+
+/* Write the locals that changed since the frame's last event to t->scratch,
+ * as msgpack name/text pairs, and their number to *count; -1 on error.  The
+ * same changes as Capture.changes(frame.f_locals, ...), without building
+ * f_locals.
+ *
+ * Each fast local's state is kept here (the object and the text last seen)
+ * while its values get their text in C; Capture.update is asked about the
+ * others, with the local's state copied into the dicts it works on first,
+ * and its answer copied back. */
+static int
+frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssize_t *count)
 {
     Tracer *t = ft->tracer;
     _PyInterpreterFrame *iframe;
     const char *kinds;
-    PyObject *changed = NULL, *present = NULL, *r;
-    Py_ssize_t i, n, count = 0;
+    PyObject *r;
+    Py_ssize_t i, n;
 
+    t->scratch.len = 0;
+    *count = 0;
     if (!(code->co_flags & CO_OPTIMIZED) || ft->seen == NULL) {
-        PyObject *locals = PyFrame_GetLocals(frame);
-        if (locals == NULL)
-            return NULL;
+        PyObject *locals, *key, *value;
+        Py_ssize_t pos = 0;
+        if (ensure_dicts(ft) < 0 || (locals = PyFrame_GetLocals(frame)) == NULL)
+            return -1;
         r = PyObject_CallFunctionObjArgs(t->changes, locals, ft->objs, ft->texts, ft->marks,
                                          NULL);
         Py_DECREF(locals);
-        return r;
+        if (r == NULL)
+            return -1;
+        if (PyDict_Check(r)) {
+            while (PyDict_Next(r, &pos, &key, &value)) {
+                if (add_change(t, key, value == Py_None ? NULL : value, count) < 0) {
+                    Py_DECREF(r);
+                    return -1;
+                }
+            }
+        }
+        Py_DECREF(r);
+        return 0;
     }
     iframe = frame->f_frame;
     kinds = PyBytes_AS_STRING(code->co_localspluskinds);
@@ -794,6 +1018,7 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code)
     for (i = 0; i < n; i++) {
         int kind = (unsigned char)kinds[i];
         PyObject *value, *old, *name, *text;
+        Py_ssize_t shown;
         int stable;
         if (kind & CO_FAST_HIDDEN)
             continue;
@@ -803,90 +1028,102 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code)
         old = ft->seen[i];
         if (value == NULL) {
             if (old != NULL && old != t->ignored_marker) {
+                /* deleted (Capture.deleted) */
+                name = PyTuple_GET_ITEM(code->co_localsplusnames, i);
                 Py_CLEAR(ft->seen[i]);
+                Py_CLEAR(ft->seen_text[i]);
                 ft->seen_stable[i] = NULL;
+                if (ft->objs != NULL && (dict_put(ft->objs, name, NULL) < 0
+                                         || dict_put(ft->texts, name, NULL) < 0
+                                         || dict_put(ft->marks, name, NULL) < 0))
+                    return -1;
+                if (add_change(t, name, NULL, count) < 0)
+                    return -1;
             }
             continue;
         }
-        count++;
         if (old == t->ignored_marker)
             continue;
         if (old == value && Py_TYPE(value) == ft->seen_stable[i])
             continue;
         name = PyTuple_GET_ITEM(code->co_localsplusnames, i);
-        if (old == value && (PyList_CheckExact(value) || PyDict_CheckExact(value))) {
+        if (old == value && ft->marks != NULL
+                && (PyList_CheckExact(value) || PyDict_CheckExact(value))) {
             PyObject *mark = PyDict_GetItemWithError(ft->marks, name);
             if (mark == NULL && PyErr_Occurred())
-                goto fail;
+                return -1;
             if (same_mark(value, mark))
                 continue;
         }
         Py_INCREF(value);  /* the update may run code that rebinds the local */
-        if (old != value && (text = atomic_text(t, value)) != NULL)
-            text = update_new(ft, name, value, text);
+        text = old != value ? atomic_text(t, value) : NULL;
+        shown = -1;
+        if (text == NULL && !PyErr_Occurred()
+                && (text = container_text(t, value, &shown)) != NULL
+                && !PyTuple_CheckExact(value)) {
+            /* Capture.update's change mark for a list or dict */
+            PyObject *mark;
+            if (ensure_dicts(ft) < 0
+                    || (mark = make_mark(value, shown ? shown : t->mark_elements)) == NULL)
+                Py_CLEAR(text);
+            else {
+                if (PyDict_SetItem(ft->marks, name, mark) < 0)
+                    Py_CLEAR(text);
+                Py_DECREF(mark);
+            }
+        }
+        if (text != NULL) {
+            PyObject *last = ft->seen_text[i];
+            int same = 0;
+            if (last != NULL && (same = PyUnicode_Compare(last, text) == 0)) {
+                Py_DECREF(text);
+                text = Py_NewRef(Py_None);
+            }
+            else if (PyErr_Occurred())
+                text = NULL;
+            else
+                Py_XSETREF(ft->seen_text[i], Py_NewRef(text));
+        }
         else if (PyErr_Occurred())
+            text = NULL;
+        else if (ensure_dicts(ft) < 0)
             text = NULL;
         else {
             PyObject *args[5] = {name, value, ft->objs, ft->texts, ft->marks};
-            text = PyObject_Vectorcall(t->update, args, 5, NULL);
+            if (dict_put(ft->objs, name, old) < 0 || dict_put(ft->texts, name, ft->seen_text[i]) < 0)
+                text = NULL;
+            else
+                text = PyObject_Vectorcall(t->update, args, 5, NULL);
+            if (text != NULL) {
+                PyObject *now = PyDict_GetItemWithError(ft->texts, name);
+                if (now == NULL && PyErr_Occurred())
+                    Py_CLEAR(text);
+                else
+                    Py_XSETREF(ft->seen_text[i], Py_XNewRef(now));
+            }
         }
         if (text == NULL) {
             Py_DECREF(value);
-            goto fail;
+            return -1;
         }
-        stable = has_default_repr(value) ? 1 : PySet_Contains(t->stable, (PyObject *)Py_TYPE(value));
+        /* A tuple of atomic values (its text came from container_text) cannot
+         * change its text either. */
+        stable = has_default_repr(value) || (shown >= 0 && PyTuple_CheckExact(value)) ? 1
+            : PySet_Contains(t->stable, (PyObject *)Py_TYPE(value));
         if (stable < 0) {
             Py_DECREF(value);
             Py_DECREF(text);
-            goto fail;
+            return -1;
         }
         ft->seen_stable[i] = stable ? Py_TYPE(value) : NULL;
         Py_XSETREF(ft->seen[i], value);
-        if (text != Py_None) {
-            if (changed == NULL && (changed = PyDict_New()) == NULL) {
-                Py_DECREF(text);
-                goto fail;
-            }
-            if (PyDict_SetItem(changed, name, text) < 0) {
-                Py_DECREF(text);
-                goto fail;
-            }
+        if (text != Py_None && add_change(t, name, text, count) < 0) {
+            Py_DECREF(text);
+            return -1;
         }
         Py_DECREF(text);
     }
-    if (PyDict_GET_SIZE(ft->objs) > count) {
-        /* Names that were there and are not now: Capture.deleted decides. */
-        if ((present = PySet_New(NULL)) == NULL)
-            goto fail;
-        for (i = 0; i < n; i++) {
-            PyObject *value = iframe->localsplus[i];
-            int kind = (unsigned char)kinds[i];
-            if (kind & CO_FAST_HIDDEN)
-                continue;
-            if (value != NULL && (kind & (CO_FAST_FREE | CO_FAST_CELL)) && PyCell_Check(value))
-                value = PyCell_GET(value);
-            if (value != NULL
-                    && PySet_Add(present, PyTuple_GET_ITEM(code->co_localsplusnames, i)) < 0)
-                goto fail;
-        }
-        {
-            PyObject *args[5] = {present, ft->objs, ft->texts, ft->marks,
-                                 changed ? changed : Py_None};
-            r = PyObject_Vectorcall(t->deleted, args, 5, NULL);
-        }
-        if (r == NULL)
-            goto fail;
-        Py_CLEAR(present);
-        Py_XDECREF(changed);
-        return r;
-    }
-    if (changed == NULL)
-        Py_RETURN_NONE;
-    return changed;
-fail:
-    Py_XDECREF(present);
-    Py_XDECREF(changed);
-    return NULL;
+    return 0;
 }
 
 /* -- events ---------------------------------------------------------------- */
@@ -934,24 +1171,18 @@ handle_call_inner(Tracer *t, PyFrameObject *frame)
     }
     else if ((ft = frame_tracer_new(t, info, code)) == NULL)
         goto error;
+    args = Py_None;
     if (t->trace_locals) {
-        args = frame_changes(ft, frame, code);
-        if (args == NULL)
+        if (frame_changes(ft, frame, code, &t->nchanges) < 0)
             goto error;
-        if (args == Py_None && !resumed) {
-            Py_DECREF(args);
-            if ((args = PyDict_New()) == NULL)
-                goto error;
-        }
+        if (t->nchanges || !resumed)
+            args = CHANGES;  /* a new frame's arguments: {} if none */
     }
-    else
-        args = Py_NewRef(Py_None);
     if (ft->is_module)
-        Py_SETREF(args, Py_NewRef(Py_None));
+        args = Py_None;
     items[0] = args;
     items[1] = ft->code_id;
     err = emit(t, frame, EV_CALL, items, 2);
-    Py_DECREF(args);
     if (err < 0)
         goto error;
     Py_DECREF(code);
@@ -995,12 +1226,13 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
     Py_INCREF(t);
     code = PyFrame_GetCode(frame);
     if (what == PyTrace_LINE || what == PyTrace_RETURN) {
+        changed = Py_None;
         if (t->trace_locals && !(what == PyTrace_RETURN && t->calls_only)) {
-            if ((changed = frame_changes(ft, frame, code)) == NULL)
+            if (frame_changes(ft, frame, code, &t->nchanges) < 0)
                 goto error;
+            if (t->nchanges)
+                changed = CHANGES;
         }
-        else
-            changed = Py_NewRef(Py_None);
         if (what == PyTrace_LINE) {
             items[0] = changed;
             err = emit(t, frame, EV_LINE, items, 1);
@@ -1011,10 +1243,8 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
             PyObject *co_code = PyCode_GetCode(code);
             Py_ssize_t size;
             int lasti, normal;
-            if (co_code == NULL) {
-                Py_DECREF(changed);
+            if (co_code == NULL)
                 goto error;
-            }
             size = PyBytes_GET_SIZE(co_code);
             lasti = PyFrame_GetLasti(frame);
             if (lasti < 0)
@@ -1024,12 +1254,13 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
             Py_DECREF(co_code);
             if (normal) {
                 PyObject *value = arg ? arg : Py_None, *text = atomic_text(t, value);
+                Py_ssize_t shown;
+                if (text == NULL && !PyErr_Occurred())
+                    text = container_text(t, value, &shown);
                 if (text == NULL && !PyErr_Occurred())
                     text = PyObject_CallOneArg(t->text, value);
-                if (text == NULL) {
-                    Py_DECREF(changed);
+                if (text == NULL)
                     goto error;
-                }
                 items[0] = text;
                 items[1] = changed;
                 err = emit(t, frame, EV_RETURN, items, 2);
@@ -1042,7 +1273,6 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
                 err = emit(t, frame, EV_RETURN, items, 3);
             }
         }
-        Py_DECREF(changed);
         if (err < 0)
             goto error;
     }
@@ -1063,16 +1293,16 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
             goto error;
         }
         /* [type name, message], written as the list it is in Python */
-        if (begin_event(t, EV_EXCEPTION, 5, frame) < 0 || reserve(t->out, 1) < 0)
+        if (begin_event(t, EV_EXCEPTION, 5, frame) < 0 || reserve(&t->out->b, 1) < 0)
             err = -1;
         else {
-            PUT(t->out, 0x92);
-            err = pack_obj(t->out, qualname, 0) < 0 || pack_obj(t->out, message, 0) < 0 ? -1 : 0;
+            PUT(&t->out->b, 0x92);
+            err = pack_obj(&t->out->b, qualname, 0) < 0 || pack_obj(&t->out->b, message, 0) < 0 ? -1 : 0;
         }
         Py_DECREF(qualname);
         Py_DECREF(message);
         if (err < 0)
-            t->out->len = t->event_start;
+            t->out->b.len = t->event_start;
         else
             err = end_event(t);
         if (err < 0)
@@ -1193,6 +1423,7 @@ Tracer_init(Tracer *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->out, (EventBuffer *)buffer);
     self->limit = limit;
     self->max_repr = max_repr;
+    self->mark_elements = max_repr / 3 + 2;
     self->trace_locals = trace_locals;
     self->calls_only = calls_only;
     memset(self->normal_exit, 0, sizeof(self->normal_exit));
@@ -1263,6 +1494,7 @@ Tracer_dealloc(Tracer *self)
 {
     PyObject_GC_UnTrack(self);
     Tracer_clear(self);
+    PyMem_Free(self->scratch.data);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -1329,8 +1561,11 @@ FrameTracer_traverse(FrameTracer *self, visitproc visit, void *arg)
     Py_ssize_t i;
     Py_VISIT(self->tracer); Py_VISIT(self->code_id);
     Py_VISIT(self->objs); Py_VISIT(self->texts); Py_VISIT(self->marks);
-    for (i = 0; i < self->nseen; i++)
+    Py_VISIT(self->ignored);
+    for (i = 0; i < self->nseen; i++) {
         Py_VISIT(self->seen[i]);
+        Py_VISIT(self->seen_text[i]);
+    }
     return 0;
 }
 
@@ -1340,8 +1575,11 @@ FrameTracer_clear(FrameTracer *self)
     Py_ssize_t i;
     Py_CLEAR(self->tracer); Py_CLEAR(self->code_id);
     Py_CLEAR(self->objs); Py_CLEAR(self->texts); Py_CLEAR(self->marks);
-    for (i = 0; i < self->nseen; i++)
+    Py_CLEAR(self->ignored);
+    for (i = 0; i < self->nseen; i++) {
         Py_CLEAR(self->seen[i]);
+        Py_CLEAR(self->seen_text[i]);
+    }
     return 0;
 }
 
@@ -1350,8 +1588,7 @@ FrameTracer_dealloc(FrameTracer *self)
 {
     PyObject_GC_UnTrack(self);
     FrameTracer_clear(self);
-    PyMem_Free(self->seen);
-    PyMem_Free(self->seen_stable);
+    PyMem_Free(self->seen);  /* seen_text and seen_stable are in the same block */
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -1429,12 +1666,12 @@ PyMODINIT_FUNC
 PyInit__ctracer(void)
 {
     PyObject *module;
-    int i;
     if (PyType_Ready(&TracerType) < 0 || PyType_Ready(&FrameTracerType) < 0
             || PyType_Ready(&EventBufferType) < 0)
         return NULL;
     str_qualname = PyUnicode_InternFromString("__qualname__");
-    if (str_qualname == NULL)
+    str_dots = PyUnicode_InternFromString("...");
+    if (str_qualname == NULL || str_dots == NULL)
         return NULL;
     module = PyModule_Create(&module_def);
     if (module == NULL)
