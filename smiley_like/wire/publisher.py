@@ -151,16 +151,18 @@ class Publisher:
 
         The parent's socket, context and thread are not ours to touch (ZeroMQ
         contexts do not survive a fork); they are left alone, and :meth:`start`
-        makes new ones.  The tracers hold on to :attr:`buffer` and :attr:`defs`,
-        so those lists are kept and emptied: what they held is the parent's to
-        send.  *defs* are the definitions the child's events may refer to
-        (sent first); *options* replace constructor options.
+        makes new ones.  The tracers hold on to :attr:`buffer`, :attr:`packed`
+        and :attr:`defs`, so those are kept and emptied: what they held is the
+        parent's to send.  *defs* are the definitions the child's events may
+        refer to (sent first); *options* replace constructor options.
         """
-        buffer, pending = self.buffer, self.defs
+        buffer, packed, pending = self.buffer, self.packed, self.defs
         self.__init__(self.endpoint, run_id, **dict(self._options, **options))
         del buffer[:]
+        if packed is not None:
+            packed.clear()
         pending[:] = defs
-        self.buffer, self.defs = buffer, pending
+        self.buffer, self.packed, self.defs = buffer, packed, pending
 
     # -- the sender thread -------------------------------------------------
 
@@ -235,25 +237,29 @@ class Publisher:
         return self._batch
 
     def _flush(self, final=False):
-        """Move the buffer into the outbox as one batch; send what the socket takes."""
+        """Move the buffers into the outbox as one batch each; send what the socket takes.
+
+        A run's events are in one buffer, the tuples or the packed ones,
+        except in a forked child, whose first events (its open frames) are
+        tuples that come before anything its C tracer packs.
+        """
         n_defs = len(self.defs)
         # Events first, then definitions: every definition an event refers to
         # was appended before that event, so it is in this slice or an earlier one.
-        if self.packed is not None and len(self.packed):  # one tracer per run: not both
-            events = codec.PackedEvents(*self.packed.take())
-        else:
-            events = self.buffer[:]
-            del self.buffer[:len(events)]
-        count = len(events)
+        batches = [self.buffer[:]]
+        del self.buffer[:len(batches[0])]
+        if self.packed is not None and len(self.packed):
+            batches.append(codec.PackedEvents(*self.packed.take()))
         defs = self.defs[:n_defs]
         del self.defs[:n_defs]
         self._room.set()
         self._defs_waiting += defs
         self._all_defs += defs
-        if count:
-            self._outbox.append((self._seq, events))
-            self._outbox_events += count
-            self._seq += count  # sent or given up on: the receiver sees any gap
+        for events in batches:
+            if len(events):
+                self._outbox.append((self._seq, events))
+                self._outbox_events += len(events)
+                self._seq += len(events)  # sent or given up on: the receiver sees any gap
         self._deliver(final)
 
     def _deliver(self, final):
