@@ -963,24 +963,26 @@ init_sizeof(void)
     return 0;
 }
 
-/* sys.getsizeof(o) for an atomic value; (size_t)-1 on error. */
+/* sys.getsizeof(o) for an atomic value (none is tracked by the collector, so
+ * it is o.__sizeof__()); (size_t)-1 on error. */
 static size_t
 sizeof_atomic(PyObject *o)
 {
+    PyObject *r = NULL;
+    Py_ssize_t size;
     int i;
-    for (i = 0; i < 7; i++) {
-        if (Py_TYPE(o) == atomic_types[i] && atomic_sizeof[i] != NULL
-                && !PyObject_GC_IsTracked(o)) {
-            PyObject *r = atomic_sizeof[i](o, NULL);
-            Py_ssize_t size;
-            if (r == NULL)
-                return (size_t)-1;
-            size = PyLong_AsSsize_t(r);
-            Py_DECREF(r);
-            return (size_t)size;
+    for (i = 0; i < 7; i++)
+        if (Py_TYPE(o) == atomic_types[i] && atomic_sizeof[i] != NULL) {
+            r = atomic_sizeof[i](o, NULL);
+            break;
         }
-    }
-    return _PySys_GetSizeOf(o);
+    if (i == 7)
+        r = PyObject_CallMethod(o, "__sizeof__", NULL);
+    if (r == NULL)
+        return (size_t)-1;
+    size = PyLong_AsSsize_t(r);
+    Py_DECREF(r);
+    return (size_t)size;
 }
 
 /* The first *take* items of a list, tuple or dict (a new list, tuple or dict). */
