@@ -1261,14 +1261,12 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
             }
         }
         if (text != NULL) {
+            /* the same text as last time: not a change (Capture.update) */
             PyObject *last = ft->seen_text[i];
-            int same = 0;
-            if (last != NULL && (same = PyUnicode_Compare(last, text) == 0)) {
-                Py_DECREF(text);
-                text = Py_NewRef(Py_None);
-            }
+            if (last != NULL && PyUnicode_Compare(last, text) == 0)
+                Py_SETREF(text, Py_NewRef(Py_None));
             else if (PyErr_Occurred())
-                text = NULL;
+                Py_CLEAR(text);
             else
                 Py_XSETREF(ft->seen_text[i], Py_NewRef(text));
         }
