@@ -173,7 +173,7 @@ reserve(Bytes *b, Py_ssize_t extra)
 
 #define PUT(b, byte) ((b)->data[(b)->len++] = (char)(byte))
 
-static void
+static inline void
 put_be(Bytes *b, uint64_t v, int n)
 {
     int i;
@@ -181,12 +181,11 @@ put_be(Bytes *b, uint64_t v, int n)
         PUT(b, v >> (8 * i));
 }
 
-/* msgpack's integer encodings, chosen as msgpack-python's packer chooses them. */
-static int
-pack_int(Bytes *b, long long d)
+/* msgpack's integer encodings, chosen as msgpack-python's packer chooses
+ * them; put_int needs 9 bytes of room. */
+static inline void
+put_int(Bytes *b, long long d)
 {
-    if (reserve(b, 9) < 0)
-        return -1;
     if (d < -(1LL << 5)) {
         if (d < -(1LL << 15)) {
             if (d < -(1LL << 31)) { PUT(b, 0xd3); put_be(b, (uint64_t)d, 8); }
@@ -203,6 +202,14 @@ pack_int(Bytes *b, long long d)
     }
     else if (d < (1LL << 32)) { PUT(b, 0xce); put_be(b, (uint64_t)d, 4); }
     else { PUT(b, 0xcf); put_be(b, (uint64_t)d, 8); }
+}
+
+static int
+pack_int(Bytes *b, long long d)
+{
+    if (reserve(b, 9) < 0)
+        return -1;
+    put_int(b, d);
     return 0;
 }
 
@@ -441,19 +448,17 @@ begin_event(Tracer *t, int kind, int fields, PyFrameObject *frame)
     Bytes *b = &t->out->b;
     int line = PyFrame_GetLineNumber(frame);
     t->event_start = b->len;
-    if (reserve(b, 2) < 0)
+    if (reserve(b, 2 + 3 * 9) < 0)  /* room for all of it, checked once */
         return -1;
     PUT(b, 0x90 | fields);
     PUT(b, kind);
-    if (pack_int(b, t->thread_no_c) < 0 || pack_int(b, now_ns()) < 0)
-        return -1;
-    if (line < 0) {  /* frame.f_lineno is None there too */
-        if (reserve(b, 1) < 0)
-            return -1;
-        PUT(b, 0xc0);
-        return 0;
-    }
-    return pack_int(b, line);
+    put_int(b, t->thread_no_c);
+    put_int(b, now_ns());
+    if (line < 0)
+        PUT(b, 0xc0);  /* frame.f_lineno is None there too */
+    else
+        put_int(b, line);
+    return 0;
 }
 
 /* The event is complete: count it; wait for room if the buffer is full. */
