@@ -224,6 +224,52 @@ skip_value(Reader *r, int depth)
     return skip_rest(r, &it, depth);
 }
 
+/* read_item, with the encodings most events use inline: fixint, uint64 (times). */
+static inline int
+read_item_fast(Reader *r, Item *it)
+{
+    if (r->p < r->end) {
+        unsigned char c = *r->p;
+        if (c <= 0x7F) {
+            r->p++;
+            it->type = T_INT;
+            it->value = c;
+            it->in_range = 1;
+            return 0;
+        }
+        if (c == 0xCF && r->end - r->p >= 9) {
+            uint64_t v;
+            memcpy(&v, r->p + 1, 8);
+#if PY_LITTLE_ENDIAN
+            v = __builtin_bswap64(v);
+#endif
+            r->p += 9;
+            it->type = T_INT;
+            it->in_range = v <= (uint64_t)BIGGEST;
+            it->value = (int64_t)(it->in_range ? v : 0);
+            return 0;
+        }
+        if ((c & 0xF0) == 0x90) {
+            r->p++;
+            it->type = T_ARRAY;
+            it->length = c & 0x0F;
+            return 0;
+        }
+    }
+    return read_item(r, it);
+}
+
+/* skip_value, with nil and fixint inline. */
+static inline int
+skip_value_fast(Reader *r, int depth)
+{
+    if (r->p < r->end && (*r->p == 0xC0 || *r->p <= 0x7F)) {
+        r->p++;
+        return 0;
+    }
+    return skip_value(r, depth);
+}
+
 /* The Python object for the value at *p* (ints, nil and str here; the rest by unpack). */
 static PyObject *
 decode_at(const unsigned char *p, const unsigned char *end, int depth, PyObject *unpack)
@@ -516,21 +562,21 @@ walk_packed(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         const unsigned char *line_at;
         Thread *t;
 
-        if (read_item(&r, &ev) < 0)
+        if (read_item_fast(&r, &ev) < 0)
             goto done;
         if (ev.type != T_ARRAY || ev.length < 5) {
             malformed("malformed events");
             goto done;
         }
         fields = ev.length;
-        if (read_item(&r, &field) < 0)
+        if (read_item_fast(&r, &field) < 0)
             goto done;
         if (field.type != T_INT || field.value < EV_CALL || field.value > EV_EXCEPTION) {
             malformed("malformed events");
             goto done;
         }
         kind = field.value;
-        if (read_item(&r, &field) < 0)
+        if (read_item_fast(&r, &field) < 0)
             goto done;
         if (field.type != T_INT || !field.in_range) {
             malformed("malformed thread numbers");
@@ -538,13 +584,13 @@ walk_packed(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         if ((t = thread_of(&ts, field.value)) == NULL)
             goto done;
-        if (read_item(&r, &field) < 0 || skip_rest(&r, &field, 3) < 0)
+        if (read_item_fast(&r, &field) < 0 || skip_rest(&r, &field, 3) < 0)
             goto done;
         t_ok = field.type == T_INT && field.in_range;
         if (t_ok)
             t_ns = field.value;
         line_at = r.p;
-        if (skip_value(&r, 3) < 0)
+        if (skip_value_fast(&r, 3) < 0)
             goto done;
         fields -= 4;
 
@@ -552,13 +598,13 @@ walk_packed(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         if (kind == EV_CALL) {
             int64_t code_id;
-            if (skip_value(&r, 3) < 0)
+            if (skip_value_fast(&r, 3) < 0)
                 goto done;
             if (fields < 2) {
                 malformed("call event without a code id");
                 goto done;
             }
-            if (read_item(&r, &field) < 0 || skip_rest(&r, &field, 3) < 0)
+            if (read_item_fast(&r, &field) < 0 || skip_rest(&r, &field, 3) < 0)
                 goto done;
             if (field.type != T_INT || !field.in_range) {
                 PyErr_Format(PyExc_ValueError, "event %lld: code id is not a number",
@@ -614,7 +660,7 @@ walk_packed(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             frame_clear(f);
         }
         for (; fields; fields--)
-            if (skip_value(&r, 3) < 0)
+            if (skip_value_fast(&r, 3) < 0)
                 goto done;
 
         if (t->count++ == 0) {
