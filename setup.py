@@ -43,4 +43,10 @@ if platform.python_implementation() == "CPython" and (3, 11) <= sys.version_info
                                  sources=["smiley_like/tracer/_ctracer.c"],
                                  extra_compile_args=["-O2"] if sys.platform != "win32" else []))
 
+# The writer's walk over msgpack bytes uses only the public C API.
+if platform.python_implementation() == "CPython":
+    ext_modules.append(Extension("smiley_like.store._scan",
+                                 sources=["smiley_like/store/_scan.c"],
+                                 extra_compile_args=["-O2"] if sys.platform != "win32" else []))
+
 setup(ext_modules=ext_modules, cmdclass={"build_ext": OptionalBuildExt})

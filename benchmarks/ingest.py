@@ -30,7 +30,7 @@ import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOADS = os.path.join(HERE, "workloads")
-BAR = 500_000  # events per second from one sender (issue 3); issue 5 asks for 1,000,000
+BAR = 1_000_000  # events per second from one sender (issue 5; issue 3 asked for 500,000)
 
 
 def smiley_command():

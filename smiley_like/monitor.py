@@ -11,6 +11,7 @@ import argparse
 import collections
 import contextlib
 import dataclasses
+import functools
 import gc
 import logging
 import os
@@ -30,15 +31,25 @@ LOG = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class Batch:
-    """One message's worth of events, decoded, with the packed bytes as received."""
+    """One message's worth of events: the packed bytes as received, decoded when asked.
+
+    The store writer reads the bytes (see :func:`smiley_like.store.writer.scan`),
+    and rejects a batch it cannot decode; only sinks after it that look at
+    the events themselves pay for decoding them.
+    """
 
     message: codec.Message
     defs: list
-    events: list
     packed: bytes
     # Filled in by the store writer for the sinks after it:
     stacks: dict | None = None  # each thread's open frames at the batch's start
-    where: dict | None = None  # thread_no -> (code_id, line_no, open frames) at its last event
+    # thread_no -> (code_id, line_no, open frames) at its last event; the
+    # thread of the batch's last event comes last:
+    where: dict | None = None
+
+    @functools.cached_property
+    def events(self):
+        return codec.decode_list(self.packed)
 
 
 class Monitor:
@@ -56,7 +67,7 @@ class Monitor:
             message = codec.decode(frames)
             if message.kind == "events":
                 batch = Batch(message, codec.decode_list(message.payload[0]),
-                              codec.decode_list(message.payload[1]), message.payload[1])
+                              message.payload[1])
                 for sink in self.sinks:
                     sink.batch(batch)
             else:

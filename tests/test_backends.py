@@ -6,12 +6,16 @@ value, changed locals, raised exception, depth.  Only times and object
 addresses (``at 0x...`` in default reprs) may differ.
 """
 
+import contextlib
 import os
 import re
+import sqlite3
+import zlib
 
 import pytest
 
 from smiley_like.tracer.recorder import _ctracer
+from smiley_like.wire import codec
 
 from conftest import python
 
@@ -170,6 +174,48 @@ PROGRAMS = {
         sys.setrecursionlimit(200)
         print(hostile())
     """,
+    "default_reprs": """
+        class Plain:  # object.__repr__: its text comes from C under the C tracer
+            pass
+
+        class Node(Plain):
+            def __init__(self, parent):
+                self.parent = parent
+
+        def build(n):
+            node = None
+            for _ in range(n):
+                node = Node(node)
+                same = node
+            return node
+
+        print(type(build(3)).__name__)
+    """,
+    "containers": """
+        def grow(n):
+            items = []
+            table = {}
+            for i in range(n):
+                items.append(i * 7)  # past 16 elements, and past max_repr characters
+                table["k%d" % i] = i / 3
+                pair = (i, "x" * (i % 5), None)
+                if i % 9 == 0:
+                    items[0] = -i  # same length, a new leading element
+                if i == 30:
+                    items.append([1, 2])  # not atomic: Capture.update decides
+                    big = ["y" * 5000, 1]  # a huge element
+                    empty, unit = [], ()
+                    table[1.5] = b"bytes"
+            del pair
+            return tuple(items[:20]), table
+
+        def words():
+            yield ("a", "b")
+            yield ["c"] * 40
+            yield {i: str(i) for i in range(25)}
+
+        print(len(grow(60)), list(words())[0])
+    """,
     "threads": """
         import threading
 
@@ -231,8 +277,24 @@ def same_events(smiley, name, options):
         assert result.stdout == plain.stdout  # the program behaves as under python
         assert smiley.last_run().status == "finished"
         streams[tracer] = stream(smiley)
+        assert_packed_as_codec_packs(smiley)
     assert len(streams["c"]) > 20
     assert streams["c"] == streams["python"]
+
+
+def assert_packed_as_codec_packs(smiley):
+    """The last run's stored events are byte for byte what codec.pack makes of them.
+
+    The C tracer writes msgpack itself; the Python tracer's tuples go
+    through codec.pack.  The bytes must not tell them apart.
+    """
+    with contextlib.closing(sqlite3.connect(smiley.database)) as db:
+        run_id, = db.execute("select id from run order by started_at desc limit 1").fetchone()
+        blobs = [zlib.decompress(blob) for blob, in db.execute(
+            "select events from chunk where run_id = ?", (run_id,))]
+    assert blobs
+    for blob in blobs:
+        assert codec.pack(codec.unpack(blob)) == blob
 
 
 def test_calls_only_records_calls_and_returns_without_lines(smiley):

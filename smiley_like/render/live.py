@@ -123,10 +123,13 @@ class LivePrinter:
             if run is None:  # a run that started before we did
                 run = self._runs[message.run_id] = _Run(message.run_id, message.pid)
                 self._say(f"[{run.label}] joined   a run already under way (pid {message.pid})")
-            run.events += len(batch.events)
-            if batch.events:
+            # The header's count, not len(batch.events): decoding is for events mode only.
+            count = batch.message.header["count"]
+            run.events += count
+            if count:
                 places = batch.where or {}
-                run.where = places.get(batch.events[-1][1])
+                # The store writer lists the thread of the batch's last event last.
+                run.where = places[next(reversed(places))] if places else None
                 now = time.monotonic()
                 for thread_no, place in places.items():
                     run.places[thread_no] = place
@@ -135,7 +138,7 @@ class LivePrinter:
                 run.define(batch.defs)
                 return
             if self._pending_batches >= MAX_PENDING:
-                run.skipped += len(batch.events)
+                run.skipped += count
                 self._queue.append(("defs", run, batch.defs))
             else:
                 self._pending_batches += 1

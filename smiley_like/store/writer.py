@@ -31,6 +31,11 @@ from smiley_like.events import CALL, EXCEPTION, LINE, RETURN
 from smiley_like.store import schema
 from smiley_like.wire import codec
 
+try:
+    from smiley_like.store._scan import walk_packed as _walk_packed
+except ImportError:  # not built: no compiler at install time, or another Python
+    _walk_packed = None
+
 LOG = logging.getLogger(__name__)
 
 _kind = operator.itemgetter(0)
@@ -124,6 +129,28 @@ def walk(stacks, seq, events):
     return codes, stats
 
 
+def scan(stacks, seq, packed):
+    """walk() over a batch's packed events; return (count, codes, stats, lines).
+
+    *lines* maps each thread to the line number of its last event.  With the
+    compiled scanner (``smiley_like/store/_scan.c``) the events are read from
+    the msgpack bytes, without a Python object per event; without it they are
+    decoded and walked.  Either way ValueError (or WireError) means the batch
+    cannot be stored.
+    """
+    if _walk_packed is not None:
+        return _walk_packed(stacks, seq, packed, codec.unpack)
+    return scan_decoded(stacks, seq, packed)
+
+
+def scan_decoded(stacks, seq, packed):
+    """:func:`scan` in Python: decode, then :func:`walk`."""
+    events = codec.decode_list(packed)
+    codes, stats = walk(stacks, seq, events)
+    lines = {thread_no: events[entry[2] - seq][3] for thread_no, entry in stats.items()}
+    return len(events), codes, stats, lines
+
+
 _KINDS = {CALL, LINE, RETURN, EXCEPTION}
 _BIGGEST = 2**63 - 1  # what an SQLite integer holds
 
@@ -136,7 +163,8 @@ def _check(events):
     against the rest themselves (:func:`smiley_like.events.rebuild`).
     """
     if not (isinstance(events, list) and min(map(len, events)) >= 5
-            and set(map(_kind, events)) <= _KINDS):
+            and set(map(_kind, events)) <= _KINDS
+            and set(map(type, map(_kind, events))) == {int}):  # not true, not 1.0
         raise ValueError("malformed events")
 
 
@@ -323,7 +351,7 @@ class StoreWriter:
 
     def batch(self, batch):
         """Walk one batch here; store its definitions, chunk row and counters in order."""
-        message, defs, events, packed = batch.message, batch.defs, batch.events, batch.packed
+        message, defs, packed = batch.message, batch.defs, batch.packed
         run_id = message.run_id
         seq = message.header["seq"]
         _check_defs(defs)
@@ -332,16 +360,18 @@ class StoreWriter:
             LOG.warning("run %s: ignoring a batch from sequence number %d, which is "
                         "stored already", run_id, seq)
             return
-        if not events and not defs and seq == state.next_seq:
-            return  # a sender saying it is alive: nothing to store
         start_stacks = _copy_stacks(state.stacks)
         stacks = _copy_stacks(start_stacks)
-        codes, stats = walk(stacks, seq, events)  # raises on malformed events: rejected
+        # Raises on malformed events: the batch is rejected.
+        n_events, codes, stats, lines = scan(stacks, seq, packed)
+        if not n_events and not defs and seq == state.next_seq:
+            return  # a sender saying it is alive: nothing to store
         if seq > state.next_seq:
             LOG.warning("run %s: events %d..%d never arrived", run_id, state.next_seq, seq - 1)
             state.missing += seq - state.next_seq
-        where = {thread_no: (entry[5], events[entry[2] - seq][3], len(stacks.get(thread_no, ())))
-                 for thread_no, entry in stats.items()}
+        # In the order of their last events: the thread of the batch's last event last.
+        where = {thread_no: (entry[5], lines[thread_no], len(stacks.get(thread_no, ())))
+                 for thread_no, entry in sorted(stats.items(), key=lambda item: item[1][2])}
         threads = {}
         for thread_no, (count, first_seq, last_seq, first_ns, last_ns, _) in stats.items():
             entry = state.threads.setdefault(thread_no, {"event_count": 0})
@@ -351,14 +381,17 @@ class StoreWriter:
                          last_ns=last_ns)
             threads[thread_no] = dict(entry)
         state.stacks = stacks
-        state.next_seq = seq + len(events)
-        state.event_count += len(events)
+        state.next_seq = seq + n_events
+        state.event_count += n_events
         batch.stacks, batch.where = start_stacks, where
         totals = {"event_count": state.event_count, "lost_events": state.missing}
         chunk = None
-        if events:
-            chunk = {"run_id": run_id, "seq": seq, "count": len(events),
-                     "first_ns": events[0][2], "last_ns": events[-1][2],
+        if n_events:
+            first_ns = next(entry[3] for entry in stats.values() if entry[1] == seq)
+            last_ns = next(entry[4] for entry in stats.values()
+                           if entry[2] == seq + n_events - 1)
+            chunk = {"run_id": run_id, "seq": seq, "count": n_events,
+                     "first_ns": first_ns, "last_ns": last_ns,
                      "threads": json.dumps(sorted(stats)), "codes": codec.pack(sorted(codes)),
                      "stacks": codec.pack(start_stacks)}
 
@@ -376,7 +409,7 @@ class StoreWriter:
             conn.execute(update(schema.run).where(schema.run.c.id == run_id).values(
                 batches=schema.run.c.batches + 1, **totals))
 
-        self._submit(store_batch, len(events))
+        self._submit(store_batch, n_events)
 
     def end(self, message, info):
         """The run is over: how it ended, and the final count of events that never arrived."""
@@ -521,9 +554,8 @@ def _resume(conn, run_id):
                         .limit(1)).first()
     if last is not None:
         state.stacks = codec.unpack(last.stacks)
-        events = codec.unpack(zlib.decompress(last.events))
-        walk(state.stacks, last.seq, events)
-        state.next_seq = last.seq + len(events)
+        count, _, _, _ = scan(state.stacks, last.seq, zlib.decompress(last.events))
+        state.next_seq = last.seq + count
     thread = schema.thread
     for entry in conn.execute(select(thread.c.thread_no, thread.c.event_count,
                                      thread.c.first_seq, thread.c.first_ns, thread.c.last_seq,

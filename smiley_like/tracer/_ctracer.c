@@ -26,6 +26,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <frameobject.h>
+#include <math.h>
 #include <time.h>
 
 #if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030E0000
@@ -51,6 +52,20 @@
 /* Event kinds and tuple layouts: smiley_like/events.py. */
 enum { EV_CALL = 0, EV_LINE = 1, EV_RETURN = 2, EV_EXCEPTION = 3 };
 
+/* Events written as msgpack, shared by the tracers of every thread (see
+ * EventBuffer_take); writing an event runs no Python code, so an event is
+ * written whole while the thread holds the GIL. */
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+} Bytes;
+
+typedef struct {
+    PyObject_HEAD
+    Bytes b;
+    Py_ssize_t count;   /* events in it */
+} EventBuffer;
+
 typedef struct {
     PyObject *code;       /* strong: key */
     PyObject *code_id;    /* strong: int, or None for code not traced */
@@ -62,7 +77,9 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     PyObject *thread_no;
-    PyObject *buffer;         /* list */
+    long long thread_no_c;
+    EventBuffer *out;         /* shared by the tracers of every thread */
+    Py_ssize_t event_start;   /* where the event being written starts in out */
     Py_ssize_t limit;
     PyObject *wait_for_room;
     PyObject *codes;          /* dict: code -> id or None (Recorder._codes) */
@@ -84,7 +101,10 @@ typedef struct {
     PyObject *ignored;        /* dict: code id -> names */
     PyObject *ignored_marker; /* capture.IGNORED */
     Py_ssize_t max_repr;      /* Capture.max_repr */
+    Py_ssize_t mark_elements; /* Capture._mark_elements: max_repr // 3 + 2 */
     unsigned char normal_exit[256];
+    Bytes scratch;            /* the changes of the event being made, packed */
+    Py_ssize_t nchanges;      /* and their number */
     CodeInfo *table;          /* open addressing, keyed by code object address */
     Py_ssize_t table_size;    /* a power of two */
     Py_ssize_t table_used;
@@ -95,11 +115,15 @@ typedef struct {
     Tracer *tracer;
     PyObject *code_id;
     int is_module;
-    PyObject *objs, *texts, *marks;   /* the state Capture works on */
+    PyObject *objs, *texts, *marks;   /* the state Capture works on; NULL until needed */
+    PyObject *ignored;                /* names never captured, or NULL */
     Py_ssize_t nseen;
     PyObject **seen;                  /* per fast local: the object last seen, or IGNORED */
+    PyObject **seen_text;             /* per fast local: its text as last recorded */
     PyTypeObject **seen_stable;       /* per fast local: its type, if that type is stable */
 } FrameTracer;
+
+static int ensure_dicts(FrameTracer *ft);
 
 static PyTypeObject TracerType;
 static PyTypeObject FrameTracerType;
@@ -107,7 +131,7 @@ static PyTypeObject FrameTracerType;
  * runs then is in our code, though the frame it is given is the program's. */
 static _Thread_local int inside_tracer;
 static PyObject *str_qualname;
-static PyObject *kind_objs[4];
+static PyObject *str_dots;
 
 #if PY_VERSION_HEX < 0x030D0000
 #define PyObject_GetOptionalAttr _PyObject_LookupAttr
@@ -115,68 +139,372 @@ static PyObject *kind_objs[4];
 
 #define FrameTracer_Check(op) Py_IS_TYPE((op), &FrameTracerType)
 
+/* -- the event buffer: events as msgpack, as codec.pack would write them ---------- */
+
+/* Room kept at the start of the buffer for the array header that take() writes. */
+#define HEADER_ROOM 5
+
+static PyTypeObject EventBufferType;
+
+static int
+reserve(Bytes *b, Py_ssize_t extra)
+{
+    Py_ssize_t cap;
+    char *data;
+    if (b->len + extra <= b->cap)
+        return 0;
+    cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + extra) {
+        if (cap > PY_SSIZE_T_MAX / 2) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        cap *= 2;
+    }
+    data = PyMem_Realloc(b->data, (size_t)cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+#define PUT(b, byte) ((b)->data[(b)->len++] = (char)(byte))
+
+static inline void
+put_be(Bytes *b, uint64_t v, int n)
+{
+    int i;
+    for (i = n - 1; i >= 0; i--)
+        PUT(b, v >> (8 * i));
+}
+
+/* msgpack's integer encodings, chosen as msgpack-python's packer chooses
+ * them; put_int needs 9 bytes of room. */
+static inline void
+put_int(Bytes *b, long long d)
+{
+    if (d < -(1LL << 5)) {
+        if (d < -(1LL << 15)) {
+            if (d < -(1LL << 31)) { PUT(b, 0xd3); put_be(b, (uint64_t)d, 8); }
+            else { PUT(b, 0xd2); put_be(b, (uint64_t)d, 4); }
+        }
+        else if (d < -(1 << 7)) { PUT(b, 0xd1); put_be(b, (uint64_t)d, 2); }
+        else { PUT(b, 0xd0); put_be(b, (uint64_t)d, 1); }
+    }
+    else if (d < (1 << 7))
+        PUT(b, d);
+    else if (d < (1LL << 16)) {
+        if (d < (1 << 8)) { PUT(b, 0xcc); put_be(b, (uint64_t)d, 1); }
+        else { PUT(b, 0xcd); put_be(b, (uint64_t)d, 2); }
+    }
+    else if (d < (1LL << 32)) { PUT(b, 0xce); put_be(b, (uint64_t)d, 4); }
+    else { PUT(b, 0xcf); put_be(b, (uint64_t)d, 8); }
+}
+
+static int
+pack_int(Bytes *b, long long d)
+{
+    if (reserve(b, 9) < 0)
+        return -1;
+    put_int(b, d);
+    return 0;
+}
+
+static int
+pack_header(Bytes *b, Py_ssize_t n, int fix, int fixmax, int c16, int c32)
+{
+    if (reserve(b, 5) < 0)
+        return -1;
+    if (n < fixmax)
+        PUT(b, fix | n);
+    else if (n < 0x10000) { PUT(b, c16); put_be(b, (uint64_t)n, 2); }
+    else if ((uint64_t)n <= 0xFFFFFFFFULL) { PUT(b, c32); put_be(b, (uint64_t)n, 4); }
+    else {
+        PyErr_SetString(PyExc_ValueError, "too big to pack");
+        return -1;
+    }
+    return 0;
+}
+
+#define pack_array_header(b, n) pack_header((b), (n), 0x90, 16, 0xdc, 0xdd)
+#define pack_map_header(b, n) pack_header((b), (n), 0x80, 16, 0xde, 0xdf)
+
+static int
+pack_raw(Bytes *b, const char *s, Py_ssize_t n, int is_str)
+{
+    if (reserve(b, n + 5) < 0)
+        return -1;
+    if (is_str && n < 32)
+        PUT(b, 0xa0 | n);
+    else if (n < 0x100) { PUT(b, is_str ? 0xd9 : 0xc4); put_be(b, (uint64_t)n, 1); }
+    else if (n < 0x10000) { PUT(b, is_str ? 0xda : 0xc5); put_be(b, (uint64_t)n, 2); }
+    else if ((uint64_t)n <= 0xFFFFFFFFULL) { PUT(b, is_str ? 0xdb : 0xc6); put_be(b, (uint64_t)n, 4); }
+    else {
+        PyErr_SetString(PyExc_ValueError, "too big to pack");
+        return -1;
+    }
+    memcpy(b->data + b->len, s, (size_t)n);
+    b->len += n;
+    return 0;
+}
+
+static int
+pack_str(Bytes *b, PyObject *text)
+{
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(text, &n);
+    PyObject *encoded;
+    int err;
+    if (s != NULL)
+        return pack_raw(b, s, n, 1);
+    /* lone surrogates: passed through, as codec.pack does ("surrogatepass") */
+    PyErr_Clear();
+    encoded = PyUnicode_AsEncodedString(text, "utf-8", "surrogatepass");
+    if (encoded == NULL)
+        return -1;
+    err = pack_raw(b, PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded), 1);
+    Py_DECREF(encoded);
+    return err;
+}
+
+/* What codec.pack writes for the values events hold (None, bools, ints, floats,
+ * str, bytes, lists, tuples, dicts).  No Python code runs here, so an event is
+ * written whole while this thread holds the GIL. */
+static int
+pack_obj(Bytes *b, PyObject *o, int depth)
+{
+    if (depth > 512) {
+        PyErr_SetString(PyExc_ValueError, "nested too deeply to pack");
+        return -1;
+    }
+    if (o == Py_None || o == Py_True || o == Py_False) {
+        if (reserve(b, 1) < 0)
+            return -1;
+        PUT(b, o == Py_None ? 0xc0 : o == Py_True ? 0xc3 : 0xc2);
+        return 0;
+    }
+    if (PyUnicode_Check(o))
+        return pack_str(b, o);
+    if (PyLong_Check(o)) {
+        int overflow;
+        long long d = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (d == -1 && PyErr_Occurred())
+            return -1;
+        if (overflow > 0) {
+            unsigned long long u = PyLong_AsUnsignedLongLong(o);
+            if (u == (unsigned long long)-1 && PyErr_Occurred())
+                return -1;
+            if (reserve(b, 9) < 0)
+                return -1;
+            PUT(b, 0xcf);
+            put_be(b, u, 8);
+            return 0;
+        }
+        if (overflow < 0) {
+            PyErr_SetString(PyExc_OverflowError, "Integer value out of range");
+            return -1;
+        }
+        return pack_int(b, d);
+    }
+    if (PyFloat_Check(o)) {
+        double d = PyFloat_AS_DOUBLE(o);
+        uint64_t bits;
+        memcpy(&bits, &d, 8);
+        if (reserve(b, 9) < 0)
+            return -1;
+        PUT(b, 0xcb);
+        put_be(b, bits, 8);
+        return 0;
+    }
+    if (PyBytes_Check(o))
+        return pack_raw(b, PyBytes_AS_STRING(o), PyBytes_GET_SIZE(o), 0);
+    if (PyDict_CheckExact(o)) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        if (pack_map_header(b, PyDict_GET_SIZE(o)) < 0)
+            return -1;
+        while (PyDict_Next(o, &pos, &key, &value))
+            if (pack_obj(b, key, depth + 1) < 0 || pack_obj(b, value, depth + 1) < 0)
+                return -1;
+        return 0;
+    }
+    if (PyList_Check(o) || PyTuple_Check(o)) {
+        Py_ssize_t i, n = PySequence_Fast_GET_SIZE(o);
+        PyObject **items = PySequence_Fast_ITEMS(o);
+        if (pack_array_header(b, n) < 0)
+            return -1;
+        for (i = 0; i < n; i++)
+            if (pack_obj(b, items[i], depth + 1) < 0)
+                return -1;
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "cannot pack %.100s", Py_TYPE(o)->tp_name);
+    return -1;
+}
+
 static PyObject *
+EventBuffer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    EventBuffer *self = (EventBuffer *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    if (reserve(&self->b, HEADER_ROOM) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->b.len = HEADER_ROOM;
+    return (PyObject *)self;
+}
+
+static void
+EventBuffer_dealloc(EventBuffer *self)
+{
+    PyMem_Free(self->b.data);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static Py_ssize_t
+EventBuffer_length(EventBuffer *self)
+{
+    return self->count;
+}
+
+/* take(): (count, msgpack array of the events), and the buffer is empty again. */
+static PyObject *
+EventBuffer_take(EventBuffer *self, PyObject *unused)
+{
+    Bytes header = {0};
+    char room[HEADER_ROOM];
+    PyObject *data, *result;
+    Py_ssize_t count = self->count;
+    header.data = room;
+    header.cap = HEADER_ROOM;
+    if (pack_array_header(&header, count) < 0)
+        return NULL;
+    memcpy(self->b.data + HEADER_ROOM - header.len, room, (size_t)header.len);
+    data = PyBytes_FromStringAndSize(self->b.data + HEADER_ROOM - header.len,
+                                     self->b.len - HEADER_ROOM + header.len);
+    if (data == NULL)
+        return NULL;
+    self->b.len = HEADER_ROOM;
+    self->count = 0;
+    if (self->b.cap > (1 << 24)) {  /* a burst made it big: do not keep that */
+        char *smaller = PyMem_Realloc(self->b.data, 4096);
+        if (smaller != NULL) {
+            self->b.data = smaller;
+            self->b.cap = 4096;
+        }
+    }
+    result = Py_BuildValue("(nN)", count, data);
+    return result;
+}
+
+static PyObject *
+EventBuffer_clear(EventBuffer *self, PyObject *unused)
+{
+    self->b.len = HEADER_ROOM;
+    self->count = 0;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef EventBuffer_methods[] = {
+    {"take", (PyCFunction)EventBuffer_take, METH_NOARGS,
+     "take() -> (count, data): the events as one msgpack array; the buffer is emptied."},
+    {"clear", (PyCFunction)EventBuffer_clear, METH_NOARGS, "Drop every event."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods EventBuffer_as_sequence = {
+    .sq_length = (lenfunc)EventBuffer_length,
+};
+
+static PyTypeObject EventBufferType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "smiley_like.tracer._ctracer.EventBuffer",
+    .tp_doc = "Events packed with msgpack by the C tracers of every thread; len() counts them.",
+    .tp_basicsize = sizeof(EventBuffer),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = EventBuffer_new,
+    .tp_dealloc = (destructor)EventBuffer_dealloc,
+    .tp_methods = EventBuffer_methods,
+    .tp_as_sequence = &EventBuffer_as_sequence,
+};
+
+static long long
 now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);  /* time.perf_counter_ns's clock */
-    return PyLong_FromLongLong((long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static PyObject *
-line_number(PyFrameObject *frame)
-{
-    int line = PyFrame_GetLineNumber(frame);
-    if (line < 0)
-        Py_RETURN_NONE;  /* frame.f_lineno is None there too */
-    return PyLong_FromLong(line);
-}
-
-/* Build a tuple of n items, stealing every reference; NULL items mean failure. */
-static PyObject *
-steal_tuple(Py_ssize_t n, PyObject **items)
-{
-    PyObject *tuple = NULL;
-    Py_ssize_t i;
-    for (i = 0; i < n; i++)
-        if (items[i] == NULL)
-            goto fail;
-    tuple = PyTuple_New(n);
-    if (tuple == NULL)
-        goto fail;
-    for (i = 0; i < n; i++)
-        PyTuple_SET_ITEM(tuple, i, items[i]);
-    /* Events hold numbers, text and dicts of text: no cycles.  Untracked, the
-     * collector does not walk a full buffer at every collection. */
-    for (i = 0; i < n; i++)
-        if (PyObject_GC_IsTracked(items[i]))
-            return tuple;
-    PyObject_GC_UnTrack(tuple);
-    return tuple;
-fail:
-    for (i = 0; i < n; i++)
-        Py_XDECREF(items[i]);
-    return NULL;
-}
-
-/* Append the event (stolen) to the buffer; wait for room if it is full. */
+/* Start an event of *fields* items: [kind, thread_no, t_ns, line_no, ...]. */
 static int
-emit(Tracer *t, PyObject *event)
+begin_event(Tracer *t, int kind, int fields, PyFrameObject *frame)
 {
-    int err;
-    if (event == NULL)
+    Bytes *b = &t->out->b;
+    int line = PyFrame_GetLineNumber(frame);
+    t->event_start = b->len;
+    if (reserve(b, 2 + 3 * 9) < 0)  /* room for all of it, checked once */
         return -1;
-    err = PyList_Append(t->buffer, event);
-    Py_DECREF(event);
-    if (err < 0)
-        return -1;
-    if (PyList_GET_SIZE(t->buffer) > t->limit) {
-        PyObject *r = PyObject_CallNoArgs(t->wait_for_room);
+    PUT(b, 0x90 | fields);
+    PUT(b, kind);
+    put_int(b, t->thread_no_c);
+    put_int(b, now_ns());
+    if (line < 0)
+        PUT(b, 0xc0);  /* frame.f_lineno is None there too */
+    else
+        put_int(b, line);
+    return 0;
+}
+
+/* The event is complete: count it; wait for room if the buffer is full. */
+static int
+end_event(Tracer *t)
+{
+    PyObject *r;
+    t->out->count++;
+    if (t->out->count > t->limit) {
+        r = PyObject_CallNoArgs(t->wait_for_room);
         if (r == NULL)
             return -1;
         Py_DECREF(r);
     }
     return 0;
+}
+
+/* In emit()'s values: the changes in t->scratch, as a map. */
+static char changes_marker;
+#define CHANGES ((PyObject *)&changes_marker)
+
+/* Write one event: kind, thread, time and line, then the *n* values *rest*
+ * (borrowed, or CHANGES).  Everything it holds must be computed first: nothing here
+ * runs Python code until the event is whole. */
+static int
+emit(Tracer *t, PyFrameObject *frame, int kind, PyObject **rest, int n)
+{
+    int i;
+    if (begin_event(t, kind, 4 + n, frame) < 0)
+        goto fail;
+    for (i = 0; i < n; i++) {
+        if (rest[i] == CHANGES) {
+            /* the map of changes frame_changes wrote to the scratch buffer */
+            Bytes *b = &t->out->b;
+            if (pack_map_header(b, t->nchanges) < 0 || reserve(b, t->scratch.len) < 0)
+                goto fail;
+            memcpy(b->data + b->len, t->scratch.data, (size_t)t->scratch.len);
+            b->len += t->scratch.len;
+        }
+        else if (pack_obj(&t->out->b, rest[i], 0) < 0)
+            goto fail;
+    }
+    return end_event(t);
+fail:
+    t->out->b.len = t->event_start;  /* no half events */
+    return -1;
 }
 
 /* An exception came out of our own work.  A KeyboardInterrupt goes on into
@@ -307,7 +635,7 @@ static FrameTracer *
 frame_tracer_new(Tracer *t, CodeInfo *info, PyCodeObject *code)
 {
     FrameTracer *ft = PyObject_GC_New(FrameTracer, &FrameTracerType);
-    Py_ssize_t i, n;
+    Py_ssize_t n, j;
     if (ft == NULL)
         return NULL;
     Py_INCREF(t);
@@ -315,37 +643,38 @@ frame_tracer_new(Tracer *t, CodeInfo *info, PyCodeObject *code)
     Py_INCREF(info->code_id);
     ft->code_id = info->code_id;
     ft->is_module = info->is_module;
-    ft->objs = PyDict_New();
-    ft->texts = PyDict_New();
-    ft->marks = PyDict_New();
+    ft->objs = ft->texts = ft->marks = NULL;
+    ft->ignored = Py_XNewRef(info->ignored);
     ft->nseen = 0;
-    ft->seen = NULL;
+    ft->seen = ft->seen_text = NULL;
     ft->seen_stable = NULL;
     PyObject_GC_Track(ft);
-    if (ft->objs == NULL || ft->texts == NULL || ft->marks == NULL)
-        goto fail;
-    if (code->co_flags & CO_OPTIMIZED) {
-        n = code->co_nlocalsplus;
-        ft->seen = PyMem_Calloc((size_t)(n ? n : 1), sizeof(PyObject *));
-        ft->seen_stable = PyMem_Calloc((size_t)(n ? n : 1), sizeof(PyTypeObject *));
-        if (ft->seen == NULL || ft->seen_stable == NULL) {
-            PyErr_NoMemory();
+    if (!t->trace_locals)
+        return ft;
+    if (!(code->co_flags & CO_OPTIMIZED)) {
+        /* Capture.changes works on f_locals and the dicts */
+        if (ensure_dicts(ft) < 0)
             goto fail;
-        }
-        ft->nseen = n;
+        return ft;
     }
+    n = code->co_nlocalsplus;
+    /* one block: seen, seen_text, seen_stable */
+    ft->seen = PyMem_Calloc((size_t)(n ? 3 * n : 3), sizeof(PyObject *));
+    if (ft->seen == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    ft->seen_text = ft->seen + (n ? n : 1);
+    ft->seen_stable = (PyTypeObject **)(ft->seen_text + (n ? n : 1));
+    ft->nseen = n;
     if (info->ignored != NULL) {
-        /* dict.fromkeys(names, IGNORED), and the same names marked in seen */
+        /* the names never captured are marked in seen */
         PyObject *names = PySequence_Fast(info->ignored, "ignored names");
+        Py_ssize_t i;
         if (names == NULL)
             goto fail;
         for (i = 0; i < PySequence_Fast_GET_SIZE(names); i++) {
             PyObject *name = PySequence_Fast_GET_ITEM(names, i);
-            Py_ssize_t j;
-            if (PyDict_SetItem(ft->objs, name, t->ignored_marker) < 0) {
-                Py_DECREF(names);
-                goto fail;
-            }
             for (j = 0; j < ft->nseen; j++) {
                 if (PyTuple_GET_ITEM(code->co_localsplusnames, j) == name
                         || PyUnicode_Compare(PyTuple_GET_ITEM(code->co_localsplusnames, j),
@@ -363,17 +692,196 @@ fail:
     return NULL;
 }
 
+/* The dicts Capture works on (objs, texts, marks), made when Python is first
+ * asked about this frame: objs starts as dict.fromkeys(ignored, IGNORED). */
+static int
+ensure_dicts(FrameTracer *ft)
+{
+    if (ft->objs != NULL)
+        return 0;
+    ft->objs = PyDict_New();
+    ft->texts = PyDict_New();
+    ft->marks = PyDict_New();
+    if (ft->objs == NULL || ft->texts == NULL || ft->marks == NULL)
+        return -1;
+    if (ft->ignored != NULL) {
+        PyObject *names = PySequence_Fast(ft->ignored, "ignored names");
+        Py_ssize_t i;
+        if (names == NULL)
+            return -1;
+        for (i = 0; i < PySequence_Fast_GET_SIZE(names); i++)
+            if (PyDict_SetItem(ft->objs, PySequence_Fast_GET_ITEM(names, i),
+                               ft->tracer->ignored_marker) < 0) {
+                Py_DECREF(names);
+                return -1;
+            }
+        Py_DECREF(names);
+    }
+    return 0;
+}
+
+
+/* True for an object whose class keeps object.__repr__: Capture.text gives it
+ * plain repr() ("<mod.Name object at 0x...>"), which runs no code of the
+ * program, and Capture.is_stable counts its type as stable. */
+static int
+has_default_repr(PyObject *value)
+{
+    return Py_TYPE(value)->tp_repr == PyBaseObject_Type.tp_repr;
+}
+
+/* -- repr() of floats, faster ---------------------------------------------
+ *
+ * repr(float) is the shortest decimal that reads back as the same double
+ * (David Gay's dtoa, mode 0): 250-500 ns, most of the C tracer's time on
+ * numeric code.  For the common case, a non-integer in [1e-3, 1e14) (which
+ * repr writes in fixed notation), this finds the same digits with 128-bit
+ * integers: the correctly rounded 15-, 16- and 17-digit decimals of the
+ * value, the first that reads back as the value.  That is the shortest one
+ * (any decimal of at most 15 digits that reads back is within 0.12 units
+ * of the 15th digit of the value, so it is the rounded one padded with
+ * zeros; and of 16 digits, the nearest reads back if any does) and the
+ * nearest of that length, as dtoa gives.  What this cannot be sure of (a
+ * power of two, whose interval is lopsided; a value exactly halfway at a
+ * rounding) goes to float.__repr__.  tests/test_ctracer.py compares the two
+ * on a few million values. */
+
+typedef unsigned __int128 u128;
+
+static const uint64_t pow10_table[20] = {
+    1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+    100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
+    10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+    100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL};
+
+/* repr(x) into out (at least 32 bytes); its length, or -1: ask float.__repr__. */
+static int
+fast_float_repr(double x, char *out)
+{
+    double ax = x < 0 ? -x : x, fraction;
+    uint64_t m, digits = 0;
+    int exponent, shift, e10, p, s = 0, length = 0, k, i;
+    char buffer[24];
+
+    if (!(ax >= 1e-3 && ax < 1e14) || ax == floor(ax))
+        return -1;
+    fraction = frexp(ax, &exponent);  /* ax = fraction * 2**exponent, fraction in [0.5, 1) */
+    m = (uint64_t)ldexp(fraction, 53);
+    shift = 53 - exponent;            /* ax = m / 2**shift, 0 < shift <= 63 here */
+    if (m == (1ULL << 52) || shift <= 0 || shift > 63)
+        return -1;
+    /* e10 = floor(log10(ax)), made exact: 10**e10 <= ax < 10**(e10 + 1) */
+    e10 = (int)floor(log10(ax));
+    for (i = 0; i < 3; i++) {
+        int low, high;
+        if (e10 < -3 || e10 > 13)
+            return -1;
+        if (e10 >= 0) {
+            low = (u128)m >= ((u128)pow10_table[e10] << shift);
+            high = e10 + 1 > 13 || (u128)m < ((u128)pow10_table[e10 + 1] << shift);
+        }
+        else {
+            low = (u128)m * pow10_table[-e10] >= ((u128)1 << shift);
+            high = e10 + 1 > 0 ? (u128)m < ((u128)1 << shift) * pow10_table[e10 + 1]
+                               : (u128)m * pow10_table[-e10 - 1] < ((u128)1 << shift);
+        }
+        if (!low)
+            e10--;
+        else if (!high)
+            e10++;
+        else
+            break;
+    }
+    if (i == 3)
+        return -1;
+    for (p = 15; p <= 17; p++) {
+        u128 scaled, rest, half, a, b, diff;
+        uint64_t d;
+        s = p - 1 - e10;                        /* 1 <= s <= 19 */
+        scaled = (u128)m * pow10_table[s];      /* ax * 10**s * 2**shift, exactly */
+        d = (uint64_t)(scaled >> shift);
+        rest = scaled - ((u128)d << shift);
+        half = (u128)1 << (shift - 1);
+        if (rest == half)
+            return -1;                          /* a tie: leave it to dtoa */
+        if (rest > half)
+            d++;                                /* may reach 10**p: still right below */
+        /* reads back as ax: |d / 10**s - ax| < half an ulp (= 2**-shift / 2),
+         * or equal to it with m even (round half to even) */
+        a = (u128)d << (shift + 1);
+        b = scaled << 1;
+        diff = a > b ? a - b : b - a;
+        if (diff < pow10_table[s] || (diff == pow10_table[s] && !(m & 1))) {
+            digits = d;
+            break;
+        }
+    }
+    if (digits == 0)
+        return -1;                              /* 17 digits always read back; be safe */
+    while (digits % 10 == 0 && s > 0) {
+        digits /= 10;
+        s--;
+    }
+    if (s <= 0)
+        return -1;                              /* an integer: not this path */
+    for (k = 0; digits; k++) {
+        buffer[k] = (char)('0' + digits % 10);  /* last digit first */
+        digits /= 10;
+    }
+    if (x < 0)
+        out[length++] = '-';
+    if (k > s) {
+        for (i = k - 1; i >= s; i--)
+            out[length++] = buffer[i];
+        out[length++] = '.';
+        for (i = s - 1; i >= 0; i--)
+            out[length++] = buffer[i];
+    }
+    else {
+        out[length++] = '0';
+        out[length++] = '.';
+        for (i = 0; i < s - k; i++)
+            out[length++] = '0';
+        for (i = k - 1; i >= 0; i--)
+            out[length++] = buffer[i];
+    }
+    return length;
+}
+
+static PyObject *
+float_text(PyObject *module, PyObject *value)
+{
+    char out[32];
+    int n;
+    if (!PyFloat_CheckExact(value)) {
+        PyErr_SetString(PyExc_TypeError, "float_text() takes a float");
+        return NULL;
+    }
+    n = fast_float_repr(PyFloat_AS_DOUBLE(value), out);
+    if (n < 0)
+        Py_RETURN_NONE;
+    return PyUnicode_FromStringAndSize(out, n);
+}
+
 /* Capture.text of a value whose text is plain repr() there (an exact int,
- * float, bool, None, or a str of at most max_repr characters) and fits in
- * max_repr; NULL, with no exception, for anything else: Capture.text decides. */
+ * float, bool, None, a str of at most max_repr characters, an object with
+ * object.__repr__) and fits in max_repr; NULL, with no exception, for
+ * anything else: Capture.text decides. */
 static PyObject *
 atomic_text(Tracer *t, PyObject *value)
 {
     PyObject *text;
     if (!(PyLong_CheckExact(value) || PyFloat_CheckExact(value) || PyBool_Check(value)
           || value == Py_None
-          || (PyUnicode_CheckExact(value) && PyUnicode_GET_LENGTH(value) <= t->max_repr)))
+          || (PyUnicode_CheckExact(value) && PyUnicode_GET_LENGTH(value) <= t->max_repr)
+          || has_default_repr(value)))
         return NULL;
+    if (PyFloat_CheckExact(value)) {
+        char out[32];
+        int n = fast_float_repr(PyFloat_AS_DOUBLE(value), out);
+        if (n >= 0)
+            return PyUnicode_FromStringAndSize(out, n);  /* short: fits in max_repr */
+    }
     /* tp_repr itself: PyObject_Repr would run pending signal handlers here */
     text = Py_TYPE(value)->tp_repr(value);
     if (text == NULL) {
@@ -386,40 +894,6 @@ atomic_text(Tracer *t, PyObject *value)
         return NULL;
     }
     return text;
-}
-
-/* Capture.update for a local now bound to a new object whose text is
- * *text* (stolen): the same state changes.  Returns the text if it differs
- * from the local's last one, else None; NULL on error. */
-static PyObject *
-update_new(FrameTracer *ft, PyObject *name, PyObject *value, PyObject *text)
-{
-    PyObject *previous;
-    int same;
-    if (PyDict_SetItem(ft->objs, name, value) < 0)
-        goto fail;
-    if (PyDict_GET_SIZE(ft->marks)) {
-        if ((same = PyDict_Contains(ft->marks, name)) < 0
-                || (same && PyDict_DelItem(ft->marks, name) < 0))
-            goto fail;
-    }
-    previous = PyDict_GetItemWithError(ft->texts, name);
-    if (previous == NULL && PyErr_Occurred())
-        goto fail;
-    if (previous != NULL) {
-        if ((same = PyObject_RichCompareBool(previous, text, Py_EQ)) < 0)
-            goto fail;
-        if (same) {
-            Py_DECREF(text);
-            Py_RETURN_NONE;
-        }
-    }
-    if (PyDict_SetItem(ft->texts, name, text) < 0)
-        goto fail;
-    return text;
-fail:
-    Py_DECREF(text);
-    return NULL;
 }
 
 /* True if the list or dict *value* still has the length and the very same
@@ -459,26 +933,277 @@ same_mark(PyObject *value, PyObject *mark)
     return i == n;
 }
 
-/* The locals that changed since the frame's last event: a new dict, or
- * None (new reference) if nothing changed; NULL on error.  The same result as
- * Capture.changes(frame.f_locals, ...), without building f_locals. */
+/* An element type Capture._atomic_head takes (capture._ATOMIC: exact types). */
+static int
+is_atomic(PyObject *o)
+{
+    PyTypeObject *tp = Py_TYPE(o);
+    return tp == &PyLong_Type || tp == &PyUnicode_Type || tp == &PyFloat_Type
+        || tp == &PyBool_Type || o == Py_None || tp == &PyBytes_Type || tp == &PyComplex_Type;
+}
+
+/* __sizeof__ of the atomic types, called without making a bound method:
+ * sys.getsizeof of an object the collector does not track (these) is its
+ * __sizeof__(). */
+static PyCFunction atomic_sizeof[7];
+static PyTypeObject *atomic_types[7];
+
+static int
+init_sizeof(void)
+{
+    int i;
+    atomic_types[0] = &PyLong_Type; atomic_types[1] = &PyUnicode_Type;
+    atomic_types[2] = &PyFloat_Type; atomic_types[3] = &PyBool_Type;
+    atomic_types[4] = Py_TYPE(Py_None); atomic_types[5] = &PyBytes_Type;
+    atomic_types[6] = &PyComplex_Type;
+    for (i = 0; i < 7; i++) {
+        PyObject *descr = PyObject_GetAttrString((PyObject *)atomic_types[i], "__sizeof__");
+        if (descr == NULL)
+            return -1;
+        if (Py_IS_TYPE(descr, &PyMethodDescr_Type)
+                && ((PyMethodDescrObject *)descr)->d_method->ml_flags == METH_NOARGS)
+            atomic_sizeof[i] = ((PyMethodDescrObject *)descr)->d_method->ml_meth;
+        Py_DECREF(descr);
+    }
+    return 0;
+}
+
+/* sys.getsizeof(o) for an atomic value (none is tracked by the collector, so
+ * it is o.__sizeof__()); (size_t)-1 on error. */
+static size_t
+sizeof_atomic(PyObject *o)
+{
+    PyObject *r = NULL;
+    Py_ssize_t size;
+    int i;
+    for (i = 0; i < 7; i++)
+        if (Py_TYPE(o) == atomic_types[i] && atomic_sizeof[i] != NULL) {
+            r = atomic_sizeof[i](o, NULL);
+            break;
+        }
+    if (i == 7)
+        r = PyObject_CallMethod(o, "__sizeof__", NULL);
+    if (r == NULL)
+        return (size_t)-1;
+    size = PyLong_AsSsize_t(r);
+    Py_DECREF(r);
+    return (size_t)size;
+}
+
+/* The first *take* items of a list, tuple or dict (a new list, tuple or dict). */
 static PyObject *
-frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code)
+head_of(PyObject *value, Py_ssize_t take)
+{
+    PyObject *head, *key, *item;
+    Py_ssize_t pos = 0, i = 0;
+    if (PyList_CheckExact(value))
+        return PyList_GetSlice(value, 0, take);
+    if (PyTuple_CheckExact(value))
+        return PyTuple_GetSlice(value, 0, take);
+    if ((head = PyDict_New()) == NULL)
+        return NULL;
+    while (i++ < take && PyDict_Next(value, &pos, &key, &item))
+        if (PyDict_SetItem(head, key, item) < 0) {
+            Py_DECREF(head);
+            return NULL;
+        }
+    return head;
+}
+
+/* Capture.text of an exact list, tuple or dict whose head is atomic values:
+ * Capture._atomic_head, step for step, then text()'s cut at max_repr.  Sets
+ * *shown* to the elements the text shows.  NULL with no exception for
+ * anything else: Capture.text decides. */
+static PyObject *
+container_text(Tracer *t, PyObject *value, Py_ssize_t *shown)
+{
+    int is_dict = PyDict_CheckExact(value);
+    Py_ssize_t count, take = 16, n = 0, len = 0, i, pos;
+    PyObject *head = NULL, *text = NULL, *key, *item, *marker, *cut;
+    if (!(is_dict || PyList_CheckExact(value) || PyTuple_CheckExact(value)))
+        return NULL;
+    count = is_dict ? PyDict_GET_SIZE(value) : Py_SIZE(value);
+    while (1) {
+        size_t size = 0;
+        head = count <= take ? Py_NewRef(value) : head_of(value, take);
+        if (head == NULL)
+            goto fail;
+        if (is_dict) {
+            n = PyDict_GET_SIZE(head);
+            pos = 0;
+            while (PyDict_Next(head, &pos, &key, &item)) {
+                if (!is_atomic(key) || !is_atomic(item))
+                    goto not_ours;
+                size += sizeof_atomic(key) + sizeof_atomic(item);
+            }
+        }
+        else {
+            n = Py_SIZE(head);
+            for (i = 0; i < n; i++) {
+                item = PySequence_Fast_ITEMS(head)[i];
+                if (!is_atomic(item))
+                    goto not_ours;
+                size += sizeof_atomic(item);
+            }
+        }
+        if (PyErr_Occurred())
+            goto fail;
+        if (size > (size_t)(128 * n + 4 * t->max_repr))  /* a huge string or int inside */
+            goto not_ours;
+        Py_XSETREF(text, Py_TYPE(head)->tp_repr(head));
+        if (text == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_ValueError))
+                goto not_ours;  /* an int with more digits than Python will print */
+            goto fail;
+        }
+        len = PyUnicode_GET_LENGTH(text);
+        if (len >= t->max_repr || count <= take || take > 16)
+            break;
+        take = (Py_ssize_t)((double)(t->max_repr * take) / (double)(len > 1 ? len : 1)) + 2;
+        Py_CLEAR(head);
+    }
+    Py_DECREF(head);
+    *shown = n;
+    if (count > n || len > t->max_repr) {
+        Py_UCS4 last = PyUnicode_READ_CHAR(text, len - 1);
+        Py_ssize_t keep;
+        marker = PyUnicode_FromFormat("... (%zd items)%c", count, (int)last);
+        if (marker == NULL)
+            goto fail_text;
+        keep = t->max_repr - PyUnicode_GET_LENGTH(marker);
+        cut = PyUnicode_Substring(text, 0, keep > 1 ? keep : 1);
+        Py_SETREF(text, cut);
+        if (text != NULL)
+            Py_SETREF(text, PyUnicode_Concat(text, marker));
+        Py_DECREF(marker);
+        if (text == NULL)
+            return NULL;
+    }
+    if (PyUnicode_GET_LENGTH(text) > t->max_repr) {
+        cut = PyUnicode_Substring(text, 0, t->max_repr - 3);
+        Py_SETREF(text, cut);
+        if (text != NULL)
+            Py_SETREF(text, PyUnicode_Concat(text, str_dots));
+    }
+    return text;
+not_ours:
+    PyErr_Clear();
+    Py_XDECREF(head);
+    Py_XDECREF(text);
+    return NULL;
+fail:
+    Py_XDECREF(head);
+fail_text:
+    Py_XDECREF(text);
+    return NULL;
+}
+
+/* capture._mark: (length, leading keys or elements, leading values) of a list
+ * or dict of atomic values, or None. */
+static PyObject *
+make_mark(PyObject *value, Py_ssize_t elements)
+{
+    PyObject *keys, *values = NULL, *key, *item;
+    Py_ssize_t i, pos = 0;
+    if (PyList_CheckExact(value)) {
+        if ((keys = PyList_GetSlice(value, 0, elements)) == NULL)
+            return NULL;
+        for (i = 0; i < PyList_GET_SIZE(keys); i++)
+            if (!is_atomic(PyList_GET_ITEM(keys, i))) {
+                Py_DECREF(keys);
+                Py_RETURN_NONE;
+            }
+        return Py_BuildValue("(nNO)", PyList_GET_SIZE(value), keys, Py_None);
+    }
+    keys = PyList_New(0);
+    values = PyList_New(0);
+    if (keys == NULL || values == NULL)
+        goto fail;
+    for (i = 0; i < elements && PyDict_Next(value, &pos, &key, &item); i++) {
+        if (!is_atomic(key) || !is_atomic(item)) {
+            Py_DECREF(keys);
+            Py_DECREF(values);
+            Py_RETURN_NONE;
+        }
+        if (PyList_Append(keys, key) < 0 || PyList_Append(values, item) < 0)
+            goto fail;
+    }
+    return Py_BuildValue("(nNN)", PyDict_GET_SIZE(value), keys, values);
+fail:
+    Py_XDECREF(keys);
+    Py_XDECREF(values);
+    return NULL;
+}
+
+/* Set or remove d[key]: value NULL removes (a missing key is fine). */
+static int
+dict_put(PyObject *d, PyObject *key, PyObject *value)
+{
+    if (value != NULL)
+        return PyDict_SetItem(d, key, value);
+    if (PyDict_DelItem(d, key) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_KeyError))
+            return -1;
+        PyErr_Clear();
+    }
+    return 0;
+}
+
+/* Add name: text (text NULL: nil, a deleted name) to the changes in t->scratch. */
+static int
+add_change(Tracer *t, PyObject *name, PyObject *text, Py_ssize_t *count)
+{
+    (*count)++;
+    if (pack_obj(&t->scratch, name, 0) < 0)
+        return -1;
+    if (text != NULL)
+        return pack_obj(&t->scratch, text, 0);
+    if (reserve(&t->scratch, 1) < 0)
+        return -1;
+    PUT(&t->scratch, 0xc0);
+    return 0;
+}
+
+/* Write the locals that changed since the frame's last event to t->scratch,
+ * as msgpack name/text pairs, and their number to *count; -1 on error.  The
+ * same changes as Capture.changes(frame.f_locals, ...), without building
+ * f_locals.
+ *
+ * Each fast local's state is kept here (the object and the text last seen)
+ * while its values get their text in C; Capture.update is asked about the
+ * others, with the local's state copied into the dicts it works on first,
+ * and its answer copied back. */
+static int
+frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssize_t *count)
 {
     Tracer *t = ft->tracer;
     _PyInterpreterFrame *iframe;
     const char *kinds;
-    PyObject *changed = NULL, *present = NULL, *r;
-    Py_ssize_t i, n, count = 0;
+    PyObject *r;
+    Py_ssize_t i, n;
 
+    t->scratch.len = 0;
+    *count = 0;
     if (!(code->co_flags & CO_OPTIMIZED) || ft->seen == NULL) {
-        PyObject *locals = PyFrame_GetLocals(frame);
-        if (locals == NULL)
-            return NULL;
+        PyObject *locals, *key, *value;
+        Py_ssize_t pos = 0;
+        if (ensure_dicts(ft) < 0 || (locals = PyFrame_GetLocals(frame)) == NULL)
+            return -1;
         r = PyObject_CallFunctionObjArgs(t->changes, locals, ft->objs, ft->texts, ft->marks,
                                          NULL);
         Py_DECREF(locals);
-        return r;
+        if (r == NULL)
+            return -1;
+        if (PyDict_Check(r)) {
+            while (PyDict_Next(r, &pos, &key, &value)) {
+                if (add_change(t, key, value == Py_None ? NULL : value, count) < 0) {
+                    Py_DECREF(r);
+                    return -1;
+                }
+            }
+        }
+        Py_DECREF(r);
+        return 0;
     }
     iframe = frame->f_frame;
     kinds = PyBytes_AS_STRING(code->co_localspluskinds);
@@ -486,6 +1211,7 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code)
     for (i = 0; i < n; i++) {
         int kind = (unsigned char)kinds[i];
         PyObject *value, *old, *name, *text;
+        Py_ssize_t shown;
         int stable;
         if (kind & CO_FAST_HIDDEN)
             continue;
@@ -495,90 +1221,100 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code)
         old = ft->seen[i];
         if (value == NULL) {
             if (old != NULL && old != t->ignored_marker) {
+                /* deleted (Capture.deleted) */
+                name = PyTuple_GET_ITEM(code->co_localsplusnames, i);
                 Py_CLEAR(ft->seen[i]);
+                Py_CLEAR(ft->seen_text[i]);
                 ft->seen_stable[i] = NULL;
+                if (ft->objs != NULL && (dict_put(ft->objs, name, NULL) < 0
+                                         || dict_put(ft->texts, name, NULL) < 0
+                                         || dict_put(ft->marks, name, NULL) < 0))
+                    return -1;
+                if (add_change(t, name, NULL, count) < 0)
+                    return -1;
             }
             continue;
         }
-        count++;
         if (old == t->ignored_marker)
             continue;
         if (old == value && Py_TYPE(value) == ft->seen_stable[i])
             continue;
         name = PyTuple_GET_ITEM(code->co_localsplusnames, i);
-        if (old == value && (PyList_CheckExact(value) || PyDict_CheckExact(value))) {
+        if (old == value && ft->marks != NULL
+                && (PyList_CheckExact(value) || PyDict_CheckExact(value))) {
             PyObject *mark = PyDict_GetItemWithError(ft->marks, name);
             if (mark == NULL && PyErr_Occurred())
-                goto fail;
+                return -1;
             if (same_mark(value, mark))
                 continue;
         }
         Py_INCREF(value);  /* the update may run code that rebinds the local */
-        if (old != value && (text = atomic_text(t, value)) != NULL)
-            text = update_new(ft, name, value, text);
+        text = old != value ? atomic_text(t, value) : NULL;
+        shown = -1;
+        if (text == NULL && !PyErr_Occurred()
+                && (text = container_text(t, value, &shown)) != NULL
+                && !PyTuple_CheckExact(value)) {
+            /* Capture.update's change mark for a list or dict */
+            PyObject *mark;
+            if (ensure_dicts(ft) < 0
+                    || (mark = make_mark(value, shown ? shown : t->mark_elements)) == NULL)
+                Py_CLEAR(text);
+            else {
+                if (PyDict_SetItem(ft->marks, name, mark) < 0)
+                    Py_CLEAR(text);
+                Py_DECREF(mark);
+            }
+        }
+        if (text != NULL) {
+            /* the same text as last time: not a change (Capture.update) */
+            PyObject *last = ft->seen_text[i];
+            if (last != NULL && PyUnicode_Compare(last, text) == 0)
+                Py_SETREF(text, Py_NewRef(Py_None));
+            else if (PyErr_Occurred())
+                Py_CLEAR(text);
+            else
+                Py_XSETREF(ft->seen_text[i], Py_NewRef(text));
+        }
         else if (PyErr_Occurred())
+            text = NULL;
+        else if (ensure_dicts(ft) < 0)
             text = NULL;
         else {
             PyObject *args[5] = {name, value, ft->objs, ft->texts, ft->marks};
-            text = PyObject_Vectorcall(t->update, args, 5, NULL);
+            if (dict_put(ft->objs, name, old) < 0 || dict_put(ft->texts, name, ft->seen_text[i]) < 0)
+                text = NULL;
+            else
+                text = PyObject_Vectorcall(t->update, args, 5, NULL);
+            if (text != NULL) {
+                PyObject *now = PyDict_GetItemWithError(ft->texts, name);
+                if (now == NULL && PyErr_Occurred())
+                    Py_CLEAR(text);
+                else
+                    Py_XSETREF(ft->seen_text[i], Py_XNewRef(now));
+            }
         }
         if (text == NULL) {
             Py_DECREF(value);
-            goto fail;
+            return -1;
         }
-        stable = PySet_Contains(t->stable, (PyObject *)Py_TYPE(value));
+        /* A tuple of atomic values (its text came from container_text) cannot
+         * change its text either. */
+        stable = has_default_repr(value) || (shown >= 0 && PyTuple_CheckExact(value)) ? 1
+            : PySet_Contains(t->stable, (PyObject *)Py_TYPE(value));
         if (stable < 0) {
             Py_DECREF(value);
             Py_DECREF(text);
-            goto fail;
+            return -1;
         }
         ft->seen_stable[i] = stable ? Py_TYPE(value) : NULL;
         Py_XSETREF(ft->seen[i], value);
-        if (text != Py_None) {
-            if (changed == NULL && (changed = PyDict_New()) == NULL) {
-                Py_DECREF(text);
-                goto fail;
-            }
-            if (PyDict_SetItem(changed, name, text) < 0) {
-                Py_DECREF(text);
-                goto fail;
-            }
+        if (text != Py_None && add_change(t, name, text, count) < 0) {
+            Py_DECREF(text);
+            return -1;
         }
         Py_DECREF(text);
     }
-    if (PyDict_GET_SIZE(ft->objs) > count) {
-        /* Names that were there and are not now: Capture.deleted decides. */
-        if ((present = PySet_New(NULL)) == NULL)
-            goto fail;
-        for (i = 0; i < n; i++) {
-            PyObject *value = iframe->localsplus[i];
-            int kind = (unsigned char)kinds[i];
-            if (kind & CO_FAST_HIDDEN)
-                continue;
-            if (value != NULL && (kind & (CO_FAST_FREE | CO_FAST_CELL)) && PyCell_Check(value))
-                value = PyCell_GET(value);
-            if (value != NULL
-                    && PySet_Add(present, PyTuple_GET_ITEM(code->co_localsplusnames, i)) < 0)
-                goto fail;
-        }
-        {
-            PyObject *args[5] = {present, ft->objs, ft->texts, ft->marks,
-                                 changed ? changed : Py_None};
-            r = PyObject_Vectorcall(t->deleted, args, 5, NULL);
-        }
-        if (r == NULL)
-            goto fail;
-        Py_CLEAR(present);
-        Py_XDECREF(changed);
-        return r;
-    }
-    if (changed == NULL)
-        Py_RETURN_NONE;
-    return changed;
-fail:
-    Py_XDECREF(present);
-    Py_XDECREF(changed);
-    return NULL;
+    return 0;
 }
 
 /* -- events ---------------------------------------------------------------- */
@@ -603,8 +1339,8 @@ handle_call_inner(Tracer *t, PyFrameObject *frame)
     PyCodeObject *code = PyFrame_GetCode(frame);
     CodeInfo *info;
     FrameTracer *ft = NULL;
-    PyObject *args, *items[6];
-    int resumed = 0;
+    PyObject *args, *items[2];
+    int resumed = 0, err;
 
     info = code_info(t, (PyObject *)code);
     if (info == NULL)
@@ -626,27 +1362,19 @@ handle_call_inner(Tracer *t, PyFrameObject *frame)
     }
     else if ((ft = frame_tracer_new(t, info, code)) == NULL)
         goto error;
+    args = Py_None;
     if (t->trace_locals) {
-        args = frame_changes(ft, frame, code);
-        if (args == NULL)
+        if (frame_changes(ft, frame, code, &t->nchanges) < 0)
             goto error;
-        if (args == Py_None && !resumed) {
-            Py_DECREF(args);
-            if ((args = PyDict_New()) == NULL)
-                goto error;
-        }
+        if (t->nchanges || !resumed)
+            args = CHANGES;  /* a new frame's arguments: {} if none */
     }
-    else
-        args = Py_NewRef(Py_None);
     if (ft->is_module)
-        Py_SETREF(args, Py_NewRef(Py_None));
-    items[0] = Py_NewRef(kind_objs[EV_CALL]);
-    items[1] = Py_NewRef(t->thread_no);
-    items[2] = now_ns();
-    items[3] = line_number(frame);
-    items[4] = args;
-    items[5] = Py_NewRef(ft->code_id);
-    if (emit(t, steal_tuple(6, items)) < 0)
+        args = Py_None;
+    items[0] = args;
+    items[1] = ft->code_id;
+    err = emit(t, frame, EV_CALL, items, 2);
+    if (err < 0)
         goto error;
     Py_DECREF(code);
     if (t->calls_only)
@@ -682,26 +1410,23 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
 {
     Tracer *t = ft->tracer;
     PyCodeObject *code;
-    PyObject *items[7], *changed;
-    int result = 0, n;
+    PyObject *items[3], *changed;
+    int result = 0, err;
 
     Py_INCREF(ft);
     Py_INCREF(t);
     code = PyFrame_GetCode(frame);
     if (what == PyTrace_LINE || what == PyTrace_RETURN) {
+        changed = Py_None;
         if (t->trace_locals && !(what == PyTrace_RETURN && t->calls_only)) {
-            if ((changed = frame_changes(ft, frame, code)) == NULL)
+            if (frame_changes(ft, frame, code, &t->nchanges) < 0)
                 goto error;
+            if (t->nchanges)
+                changed = CHANGES;
         }
-        else
-            changed = Py_NewRef(Py_None);
         if (what == PyTrace_LINE) {
-            items[0] = Py_NewRef(kind_objs[EV_LINE]);
-            items[1] = Py_NewRef(t->thread_no);
-            items[2] = now_ns();
-            items[3] = line_number(frame);
-            items[4] = changed;
-            n = 5;
+            items[0] = changed;
+            err = emit(t, frame, EV_LINE, items, 1);
         }
         else {
             /* A frame left by an exception: its last instruction is not one
@@ -709,10 +1434,8 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
             PyObject *co_code = PyCode_GetCode(code);
             Py_ssize_t size;
             int lasti, normal;
-            if (co_code == NULL) {
-                Py_DECREF(changed);
+            if (co_code == NULL)
                 goto error;
-            }
             size = PyBytes_GET_SIZE(co_code);
             lasti = PyFrame_GetLasti(frame);
             if (lasti < 0)
@@ -720,27 +1443,32 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
             normal = lasti >= 0 && lasti < size
                 && t->normal_exit[(unsigned char)PyBytes_AS_STRING(co_code)[lasti]];
             Py_DECREF(co_code);
-            items[0] = Py_NewRef(kind_objs[EV_RETURN]);
-            items[1] = Py_NewRef(t->thread_no);
-            items[2] = now_ns();
-            items[3] = line_number(frame);
             if (normal) {
-                items[4] = PyObject_CallOneArg(t->text, arg ? arg : Py_None);
-                items[5] = changed;
-                n = 6;
+                PyObject *value = arg ? arg : Py_None, *text = atomic_text(t, value);
+                Py_ssize_t shown;
+                if (text == NULL && !PyErr_Occurred())
+                    text = container_text(t, value, &shown);
+                if (text == NULL && !PyErr_Occurred())
+                    text = PyObject_CallOneArg(t->text, value);
+                if (text == NULL)
+                    goto error;
+                items[0] = text;
+                items[1] = changed;
+                err = emit(t, frame, EV_RETURN, items, 2);
+                Py_DECREF(text);
             }
             else {
-                items[4] = Py_NewRef(Py_None);
-                items[5] = changed;
-                items[6] = Py_NewRef(Py_True);
-                n = 7;
+                items[0] = Py_None;
+                items[1] = changed;
+                items[2] = Py_True;
+                err = emit(t, frame, EV_RETURN, items, 3);
             }
         }
-        if (emit(t, steal_tuple(n, items)) < 0)
+        if (err < 0)
             goto error;
     }
     else if (what == PyTrace_EXCEPTION) {
-        PyObject *info, *qualname, *message;
+        PyObject *qualname, *message;
         if (arg == NULL || !PyTuple_Check(arg) || PyTuple_GET_SIZE(arg) < 2) {
             PyErr_SetString(PyExc_TypeError, "unexpected exception event argument");
             goto error;
@@ -755,20 +1483,20 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
             Py_XDECREF(message);
             goto error;
         }
-        info = PyList_New(2);
-        if (info == NULL) {
-            Py_DECREF(qualname);
-            Py_DECREF(message);
-            goto error;
+        /* [type name, message], written as the list it is in Python */
+        if (begin_event(t, EV_EXCEPTION, 5, frame) < 0 || reserve(&t->out->b, 1) < 0)
+            err = -1;
+        else {
+            PUT(&t->out->b, 0x92);
+            err = pack_obj(&t->out->b, qualname, 0) < 0 || pack_obj(&t->out->b, message, 0) < 0 ? -1 : 0;
         }
-        PyList_SET_ITEM(info, 0, qualname);
-        PyList_SET_ITEM(info, 1, message);
-        items[0] = Py_NewRef(kind_objs[EV_EXCEPTION]);
-        items[1] = Py_NewRef(t->thread_no);
-        items[2] = now_ns();
-        items[3] = line_number(frame);
-        items[4] = info;
-        if (emit(t, steal_tuple(5, items)) < 0)
+        Py_DECREF(qualname);
+        Py_DECREF(message);
+        if (err < 0)
+            t->out->b.len = t->event_start;
+        else
+            err = end_event(t);
+        if (err < 0)
             goto error;
     }
     goto done;
@@ -867,20 +1595,26 @@ Tracer_init(Tracer *self, PyObject *args, PyObject *kwds)
 
     if (!PyArg_ParseTupleAndKeywords(
             args, kwds, "OO!nOO!OOOOOOO!ppO!OOOO!O!O!OOn:Tracer", kwlist,
-            &thread_no, &PyList_Type, &buffer, &limit, &wait_for_room, &PyDict_Type, &codes,
+            &thread_no, &EventBufferType, &buffer, &limit, &wait_for_room, &PyDict_Type, &codes,
             &register_code, &update, &deleted, &changes, &text, &message, &PySet_Type,
             &stable, &trace_locals, &calls_only, &PyList_Type, &pending, &raise_pending, &interrupted,
             &internal_error, &PySet_Type, &module_codes, &PySet_Type, &resumable,
             &PyDict_Type, &ignored, &ignored_marker, &normal_exits, &max_repr))
         return -1;
 #define KEEP(field) Py_INCREF(field); Py_XSETREF(self->field, field)
-    KEEP(thread_no); KEEP(buffer); KEEP(wait_for_room); KEEP(codes); KEEP(register_code);
+    KEEP(thread_no); KEEP(wait_for_room); KEEP(codes); KEEP(register_code);
     KEEP(update); KEEP(deleted); KEEP(changes); KEEP(text); KEEP(message); KEEP(stable);
     KEEP(pending); KEEP(raise_pending); KEEP(interrupted); KEEP(internal_error);
     KEEP(module_codes); KEEP(resumable); KEEP(ignored); KEEP(ignored_marker);
 #undef KEEP
+    self->thread_no_c = PyLong_AsLongLong(thread_no);
+    if (self->thread_no_c == -1 && PyErr_Occurred())
+        return -1;
+    Py_INCREF(buffer);
+    Py_XSETREF(self->out, (EventBuffer *)buffer);
     self->limit = limit;
     self->max_repr = max_repr;
+    self->mark_elements = max_repr / 3 + 2;
     self->trace_locals = trace_locals;
     self->calls_only = calls_only;
     memset(self->normal_exit, 0, sizeof(self->normal_exit));
@@ -917,7 +1651,7 @@ static int
 Tracer_traverse(Tracer *self, visitproc visit, void *arg)
 {
     Py_ssize_t i;
-    Py_VISIT(self->thread_no); Py_VISIT(self->buffer); Py_VISIT(self->wait_for_room);
+    Py_VISIT(self->thread_no); Py_VISIT(self->out); Py_VISIT(self->wait_for_room);
     Py_VISIT(self->codes); Py_VISIT(self->register_code); Py_VISIT(self->update);
     Py_VISIT(self->deleted); Py_VISIT(self->changes); Py_VISIT(self->text);
     Py_VISIT(self->message); Py_VISIT(self->stable); Py_VISIT(self->pending);
@@ -935,7 +1669,7 @@ Tracer_traverse(Tracer *self, visitproc visit, void *arg)
 static int
 Tracer_clear(Tracer *self)
 {
-    Py_CLEAR(self->thread_no); Py_CLEAR(self->buffer); Py_CLEAR(self->wait_for_room);
+    Py_CLEAR(self->thread_no); Py_CLEAR(self->out); Py_CLEAR(self->wait_for_room);
     Py_CLEAR(self->codes); Py_CLEAR(self->register_code); Py_CLEAR(self->update);
     Py_CLEAR(self->deleted); Py_CLEAR(self->changes); Py_CLEAR(self->text);
     Py_CLEAR(self->message); Py_CLEAR(self->stable); Py_CLEAR(self->pending);
@@ -951,13 +1685,14 @@ Tracer_dealloc(Tracer *self)
 {
     PyObject_GC_UnTrack(self);
     Tracer_clear(self);
+    PyMem_Free(self->scratch.data);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static int
 tracer_ready(Tracer *self)
 {
-    if (self->buffer == NULL) {
+    if (self->out == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Tracer is not initialised");
         return 0;
     }
@@ -1017,8 +1752,11 @@ FrameTracer_traverse(FrameTracer *self, visitproc visit, void *arg)
     Py_ssize_t i;
     Py_VISIT(self->tracer); Py_VISIT(self->code_id);
     Py_VISIT(self->objs); Py_VISIT(self->texts); Py_VISIT(self->marks);
-    for (i = 0; i < self->nseen; i++)
+    Py_VISIT(self->ignored);
+    for (i = 0; i < self->nseen; i++) {
         Py_VISIT(self->seen[i]);
+        Py_VISIT(self->seen_text[i]);
+    }
     return 0;
 }
 
@@ -1028,8 +1766,11 @@ FrameTracer_clear(FrameTracer *self)
     Py_ssize_t i;
     Py_CLEAR(self->tracer); Py_CLEAR(self->code_id);
     Py_CLEAR(self->objs); Py_CLEAR(self->texts); Py_CLEAR(self->marks);
-    for (i = 0; i < self->nseen; i++)
+    Py_CLEAR(self->ignored);
+    for (i = 0; i < self->nseen; i++) {
         Py_CLEAR(self->seen[i]);
+        Py_CLEAR(self->seen_text[i]);
+    }
     return 0;
 }
 
@@ -1038,8 +1779,7 @@ FrameTracer_dealloc(FrameTracer *self)
 {
     PyObject_GC_UnTrack(self);
     FrameTracer_clear(self);
-    PyMem_Free(self->seen);
-    PyMem_Free(self->seen_stable);
+    PyMem_Free(self->seen);  /* seen_text and seen_stable are in the same block */
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -1098,6 +1838,8 @@ in_tracer(PyObject *module, PyObject *unused)
 }
 
 static PyMethodDef module_methods[] = {
+    {"float_text", float_text, METH_O,
+     "float_text(x): repr(x) by the tracer's fast path, or None where it defers to repr."},
     {"in_tracer", in_tracer, METH_NOARGS,
      "in_tracer(): True while this thread is inside the C tracer's event handling."},
     {"install", install, METH_O,
@@ -1117,20 +1859,21 @@ PyMODINIT_FUNC
 PyInit__ctracer(void)
 {
     PyObject *module;
-    int i;
-    if (PyType_Ready(&TracerType) < 0 || PyType_Ready(&FrameTracerType) < 0)
+    if (PyType_Ready(&TracerType) < 0 || PyType_Ready(&FrameTracerType) < 0
+            || PyType_Ready(&EventBufferType) < 0)
         return NULL;
     str_qualname = PyUnicode_InternFromString("__qualname__");
-    if (str_qualname == NULL)
+    str_dots = PyUnicode_InternFromString("...");
+    if (init_sizeof() < 0)
         return NULL;
-    for (i = 0; i < 4; i++)
-        if ((kind_objs[i] = PyLong_FromLong(i)) == NULL)
-            return NULL;
+    if (str_qualname == NULL || str_dots == NULL)
+        return NULL;
     module = PyModule_Create(&module_def);
     if (module == NULL)
         return NULL;
     if (PyModule_AddObjectRef(module, "Tracer", (PyObject *)&TracerType) < 0
-            || PyModule_AddObjectRef(module, "FrameTracer", (PyObject *)&FrameTracerType) < 0) {
+            || PyModule_AddObjectRef(module, "FrameTracer", (PyObject *)&FrameTracerType) < 0
+            || PyModule_AddObjectRef(module, "EventBuffer", (PyObject *)&EventBufferType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -299,8 +299,11 @@ class Recorder:
     def _make_c_tracer(self, thread_no):
         """The compiled equivalent of the Python tracer below, fed the same state."""
         capture = self.capture
+        if self.publisher.packed is None:
+            # Every thread's tracer writes msgpack into this one buffer.
+            self.publisher.packed = _ctracer.EventBuffer()
         return _ctracer.Tracer(
-            thread_no=thread_no, buffer=self.publisher.buffer,
+            thread_no=thread_no, buffer=self.publisher.packed,
             limit=self.publisher.max_buffered, wait_for_room=self.publisher.wait_for_room,
             codes=self._codes, register_code=self._register_code,
             update=capture.update, deleted=capture.deleted, changes=capture.changes,

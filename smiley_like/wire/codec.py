@@ -71,9 +71,28 @@ def encode_start(run_id, pid, info):
     return encode("start", {"run": run_id, "pid": pid, "batch": 0}, pack(info))
 
 
+class PackedEvents:
+    """Events the C tracer packed already: their number and their msgpack array, as bytes.
+
+    The bytes are what :func:`pack` makes of the same events as tuples, so
+    receivers cannot tell which tracer sent them.
+    """
+
+    __slots__ = ("count", "data")
+
+    def __init__(self, count, data):
+        self.count = count
+        self.data = data
+
+    def __len__(self):
+        return self.count
+
+
 def encode_events(run_id, pid, batch, seq, defs, events):
+    """*events* is a list of event tuples, or :class:`PackedEvents`."""
     header = {"run": run_id, "pid": pid, "batch": batch, "seq": seq, "count": len(events)}
-    return encode("events", header, pack(defs), pack(events))
+    data = events.data if isinstance(events, PackedEvents) else pack(events)
+    return encode("events", header, pack(defs), data)
 
 
 def encode_end(run_id, pid, batch, info):

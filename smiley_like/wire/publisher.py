@@ -2,7 +2,9 @@
 
 Tracing threads only append tuples to :attr:`Publisher.buffer` (and definitions
 to :attr:`Publisher.defs`); list appends are atomic under the GIL, so the hot
-path takes no lock.  The sender thread wakes every ``interval`` seconds (or
+path takes no lock.  The C tracer writes its events, packed already, to
+:attr:`Publisher.packed` instead, an ``EventBuffer`` that it writes each
+event to whole under the GIL.  The sender thread wakes every ``interval`` seconds (or
 when a tracing thread finds the buffer full), slices off what is there and
 puts it in its outbox as one batch, then sends what the socket will take.
 
@@ -51,7 +53,8 @@ class Publisher:
         self.interval = interval
         self.max_buffered = max_buffered
         self.hwm = hwm
-        self.buffer = []
+        self.buffer = []  # event tuples (the Python tracer)
+        self.packed = None  # or an EventBuffer the C tracer packs events into
         self.defs = []
         self.sent = 0  # events handed to ZeroMQ
         self.lost = 0  # events we had to give up on
@@ -100,12 +103,21 @@ class Publisher:
         self.thread_idents.add(self._thread.ident)
         self._started.wait(wait)
 
+    def waiting(self):
+        """The number of events the tracers have added that the sender has not taken."""
+        return len(self.buffer) + (len(self.packed) if self.packed is not None else 0)
+
+    def _drop_waiting(self):
+        del self.buffer[:]
+        if self.packed is not None:
+            self.packed.clear()
+
     def wait_for_room(self):
         """Block a tracing thread until the sender has taken the buffer (back-pressure)."""
-        while len(self.buffer) > self.max_buffered:
+        while self.waiting() > self.max_buffered:
             if not self._thread.is_alive():  # no sender any more: count, do not grow
-                self.lost += len(self.buffer)
-                del self.buffer[:]
+                self.lost += self.waiting()
+                self._drop_waiting()
                 return
             self._room.clear()
             self._wake.set()
@@ -127,7 +139,7 @@ class Publisher:
     def abandon(self):
         """Forget everything: used in a forked child, where the sender thread does not exist."""
         self.lost = 0
-        del self.buffer[:]
+        self._drop_waiting()
         del self.defs[:]
 
     def known_defs(self):
@@ -139,16 +151,18 @@ class Publisher:
 
         The parent's socket, context and thread are not ours to touch (ZeroMQ
         contexts do not survive a fork); they are left alone, and :meth:`start`
-        makes new ones.  The tracers hold on to :attr:`buffer` and :attr:`defs`,
-        so those lists are kept and emptied: what they held is the parent's to
-        send.  *defs* are the definitions the child's events may refer to
-        (sent first); *options* replace constructor options.
+        makes new ones.  The tracers hold on to :attr:`buffer`, :attr:`packed`
+        and :attr:`defs`, so those are kept and emptied: what they held is the
+        parent's to send.  *defs* are the definitions the child's events may
+        refer to (sent first); *options* replace constructor options.
         """
-        buffer, pending = self.buffer, self.defs
+        buffer, packed, pending = self.buffer, self.packed, self.defs
         self.__init__(self.endpoint, run_id, **dict(self._options, **options))
         del buffer[:]
+        if packed is not None:
+            packed.clear()
         pending[:] = defs
-        self.buffer, self.defs = buffer, pending
+        self.buffer, self.packed, self.defs = buffer, packed, pending
 
     # -- the sender thread -------------------------------------------------
 
@@ -180,7 +194,7 @@ class Publisher:
                 self._flush()
                 self._keep_alive()
             self._flush(final=True)
-            self.lost += len(self.buffer)
+            self.lost += self.waiting()
             end = dict(self._end, sent=self.sent, lost=self.lost)
             if self._introduce() and self._writable():
                 socket.send_multipart(codec.encode_end(self.run_id, self.pid,
@@ -193,7 +207,7 @@ class Publisher:
                 linger = max(0, int((self._deadline - time.monotonic()) * 1000))
         except Exception as exc:  # never let our failure reach the program
             self.error = exc
-            self.lost += len(self.buffer) + self._outbox_events
+            self.lost += self.waiting() + self._outbox_events
         finally:
             self._started.set()
             self._room.set()
@@ -223,23 +237,30 @@ class Publisher:
         return self._batch
 
     def _flush(self, final=False):
-        """Move the buffer into the outbox as one batch; send what the socket takes."""
-        count = len(self.buffer)
-        n_defs = len(self.defs)
+        """Move the buffers into the outbox as one batch each; send what the socket takes.
+
+        A run's events are in one buffer, the tuples or the packed ones,
+        except in a forked child, whose first events (its open frames) are
+        tuples that come before anything its C tracer packs.
+        """
         # Events first, then definitions: every definition an event refers to
         # was appended before that event, so it is in this slice or an earlier one.
-        events = self.buffer[:count]
-        del self.buffer[:count]
+        batches = [self.buffer[:]]
+        del self.buffer[:len(batches[0])]
+        if self.packed is not None and len(self.packed):
+            batches.append(codec.PackedEvents(*self.packed.take()))
+        n_defs = len(self.defs)
         defs = self.defs[:n_defs]
         # Kept first, then taken: a fork in between still finds them (known_defs).
         self._all_defs += defs
         del self.defs[:n_defs]
         self._room.set()
         self._defs_waiting += defs
-        if count:
-            self._outbox.append((self._seq, events))
-            self._outbox_events += count
-            self._seq += count  # sent or given up on: the receiver sees any gap
+        for events in batches:
+            if len(events):
+                self._outbox.append((self._seq, events))
+                self._outbox_events += len(events)
+                self._seq += len(events)  # sent or given up on: the receiver sees any gap
         self._deliver(final)
 
     def _deliver(self, final):
