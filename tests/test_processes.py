@@ -58,13 +58,13 @@ level(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
 """
 
 RAISING = """\
-import multiprocessing as mp
+import multiprocessing as mp, sys
 
 def fail(code):
     raise ValueError(f"bad {code}")
 
 if __name__ == "__main__":
-    worker = mp.get_context("fork").Process(target=fail, args=(7,))
+    worker = mp.get_context(sys.argv[1]).Process(target=fail, args=(7,))
     worker.start()
     worker.join()
     print("worker exit code", worker.exitcode)
@@ -166,6 +166,9 @@ def test_subprocesses_nest(smiley):
     assert second.parent_id == first.id and third.parent_id == second.id
     command = json.loads(third.command)
     assert command[-2].endswith("prog.py") and command[-1] == "2"
+    # A child interpreter that runs to its end without sys.exit: no exit code is seen.
+    assert [(row.status, row.exit_code) for row in rows] == \
+        [("finished", 0), ("finished", None), ("finished", None)]
     for row, n in zip(rows, range(3)):
         (call,) = calls(smiley, row, "level")
         assert call.value["n"] == str(n)
@@ -180,8 +183,9 @@ def test_no_follow_children(smiley):
     assert not calls(smiley, rows[0], "square")
 
 
-def test_a_worker_that_raises(smiley):
-    result = smiley.record(RAISING)
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_worker_that_raises(smiley, method):
+    result = smiley.record(RAISING, method)
     assert "ValueError: bad 7" in result.stderr  # multiprocessing prints it, as untraced
     assert result.stdout == "worker exit code 1\n"
     parent, child = settled(smiley)
@@ -424,3 +428,16 @@ def test_a_stale_environment_is_ignored(smiley):
                            env=dict(smiley.env(), **left_behind))
     assert (later.stdout, later.stderr) == ("[]\n", "")
     assert len(settled(smiley)) == 1
+
+
+def test_the_exit_status_of_a_child_interpreter(smiley):
+    smiley.record("""\
+        import subprocess, sys
+
+        if len(sys.argv) > 1:
+            sys.exit(int(sys.argv[1]))
+        for status in ("0", "3"):
+            print(subprocess.run([sys.executable, __file__, status]).returncode)
+        """)
+    rows = settled(smiley)
+    assert [(row.status, row.exit_code) for row in rows[1:]] == [("finished", 0), ("error", 3)]

@@ -18,6 +18,7 @@ An interpreter that ignores the environment (``-E``, ``-I``) or cannot import
 smiley_like (another Python) runs untraced.
 """
 
+import functools
 import json
 import os
 import sys
@@ -121,18 +122,25 @@ def _is_helper():
     return bool(argv) and os.path.basename(argv[0]) == "smiley-like"
 
 
-def outcome_at_exit():
+def outcome_at_exit(exit_args=None):
     """How a child interpreter is ending, as far as an atexit handler can tell.
 
     An uncaught exception has been printed (and left in ``sys.last_value``) by
-    then; the status passed to ``sys.exit`` is not visible, so a normal exit
-    has no exit code.
+    then.  *exit_args* are the arguments of a ``sys.exit()`` call seen on the
+    way out (see :func:`watch_exit`); a ``raise SystemExit`` is not seen, and
+    such an end has no exit code.
     """
     from smiley_like.tracer.runner import Outcome
 
     exc = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
     if exc is None:
-        return Outcome(status="finished", exit_code=None)
+        if not exit_args:
+            return Outcome(status="finished", exit_code=None)
+        status = exit_args[0]
+        code = 0 if status is None else status if isinstance(status, int) else 1
+        return Outcome(status="finished" if code == 0 else "error", exit_code=code,
+                       exc_type="SystemExit" if code else None,
+                       exc_message=None if status is None else str(status))
     import traceback
 
     try:
@@ -145,6 +153,22 @@ def outcome_at_exit():
                    exc_message=message,
                    traceback="".join(traceback.format_exception(type(exc), exc,
                                                                 exc.__traceback__)))
+
+
+def watch_exit(seen):
+    """Note the arguments of ``sys.exit()`` in the list *seen*, then exit as asked.
+
+    A child interpreter's exit status is not visible to an atexit handler;
+    multiprocessing's spawned workers end with ``sys.exit(exitcode)``.
+    """
+    real_exit = sys.exit
+
+    @functools.wraps(real_exit)
+    def exit(*args):
+        seen[:] = args[:1] or [None]
+        return real_exit(*args)
+
+    sys.exit = exit
 
 
 def live_children():

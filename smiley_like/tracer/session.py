@@ -75,6 +75,7 @@ class Recording:
         self._sigterm_hooked = False
         self._wakeup = None  # read end of the signal wakeup pipe (a child's SIGTERM)
         self._sigterm_at = None
+        self._exit_args = []  # a child interpreter's sys.exit() argument, once called
 
     # -- before the program ------------------------------------------------
 
@@ -149,6 +150,7 @@ class Recording:
         self._terminate_cleanly()
         self.publisher.start(self._run_info(), wait=0.0)
         self._hook_exits()
+        follow.watch_exit(self._exit_args)
         self.recorder.start()
 
     def _child_publisher_options(self):
@@ -472,7 +474,7 @@ class Recording:
                     "notes": notes}
         outcome = self.outcome
         if outcome is None and self.child == "exec":
-            outcome = follow.outcome_at_exit()
+            outcome = follow.outcome_at_exit(self._exit_args)
         if outcome is None:
             return {"status": "abrupt", "ended_at": ended_at, "notes": notes}
         return {"status": outcome.status, "exit_code": outcome.exit_code,
