@@ -192,7 +192,7 @@ def live_children():
 
 
 def _stat(pid):
-    """The fields of /proc/PID/stat after the command name, or None if there is no such process."""
+    """The fields of /proc/PID/stat after the command name (OSError if there is no such process)."""
     with open(f"/proc/{pid}/stat", "rb") as handle:
         return handle.read().rsplit(b")", 1)[1].split()
 

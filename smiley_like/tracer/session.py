@@ -121,7 +121,7 @@ class Recording:
         # exec'd joins the run again as a child, through the environment).
         os.execv = functools.partial(self._os_exec, _real_execv)
         os.execve = functools.partial(self._os_exec, _real_execve)
-        os.register_at_fork(before=self._before_fork, after_in_parent=self._after_fork_in_parent,
+        os.register_at_fork(before=self._before_fork, after_in_parent=self._restore_mask,
                             after_in_child=self._after_fork_in_child)
         if self.follow_children:
             follow.export(self)
@@ -182,7 +182,7 @@ class Recording:
                 warnings._filters_mutated()
                 self._fork_filter = None
 
-    def _after_fork_in_parent(self):
+    def _restore_mask(self):
         if self._fork_mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, self._fork_mask)
 
@@ -190,7 +190,7 @@ class Recording:
         try:
             self._become_child()
         finally:
-            self._after_fork_in_parent()  # the child's mask, as it was
+            self._restore_mask()  # the child's mask, as it was
 
     def _become_child(self):
         # The child must not hold the writer's stdin open: its end of file
@@ -246,7 +246,8 @@ class Recording:
         Only where SIGTERM would kill the process anyway; the signal is then
         delivered again, unhandled, so the exit status is the same.
         """
-        if threading_is_main() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        if threading.current_thread() is threading.main_thread() \
+                and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             self.recorder.hide_signal_handler(signal.SIGTERM, self._on_sigterm)
             self._sigterm_hooked = True
             self._watch_signals()
@@ -552,8 +553,6 @@ _FORK_WARNING = r"This process \(pid=%d\) is multi-threaded, use of \w+\(\) may 
 
 def _only_thread_of_the_program():
     """True if the program has one thread: the others, if any, are ours."""
-    import threading
-
     return sum(1 for thread in threading.enumerate()
                if not getattr(thread, "smiley_like_own", False)) <= 1
 
@@ -566,7 +565,3 @@ def _default_action(signum):
     libc.signal.restype = ctypes.c_void_p
     libc.signal.argtypes = (ctypes.c_int, ctypes.c_void_p)
     libc.signal(int(signum), None)  # SIG_DFL is 0
-
-
-def threading_is_main():
-    return threading.current_thread() is threading.main_thread()
