@@ -26,7 +26,6 @@ import sys
 import tempfile
 import time
 import uuid
-import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOADS = os.path.join(HERE, "workloads")
@@ -50,6 +49,8 @@ def record_source(scratch, workload, size):
 
 def load_batches(database):
     """(definitions, [(count, packed events)]) of the one run in *database*."""
+    from smiley_like.store import compression
+
     with sqlite3.connect(database) as conn:
         defs = [("file", no, path, digest, text) for no, path, digest, text in conn.execute(
             "SELECT f.file_no, f.path, f.hash, s.text FROM file f "
@@ -58,7 +59,7 @@ def load_batches(database):
             "SELECT code_id, file_no, name, first_line FROM code")]
         defs += [("thread", *row) for row in conn.execute(
             "SELECT thread_no, ident, native_id, name FROM thread")]
-        batches = [(count, zlib.decompress(events)) for count, events in conn.execute(
+        batches = [(count, compression.decompress(events)) for count, events in conn.execute(
             "SELECT count, events FROM chunk ORDER BY seq")]
     return defs, batches
 

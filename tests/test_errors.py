@@ -2,8 +2,11 @@
 
 import contextlib
 import sqlite3
+import zlib
 
 import pytest
+
+from smiley_like.store import compression
 
 
 def assert_one_line_error(result, *fragments):
@@ -94,8 +97,25 @@ def test_database_from_schema_1_is_upgraded_in_place(smiley):
     assert listed.stdout.split() == [run_id, "1"]
     with contextlib.closing(sqlite3.connect(smiley.database)) as conn:
         assert conn.execute("select value from meta where key = 'schema_version'").fetchone() \
-            == ("2",)
+            == ("3",)
         assert conn.execute("select root_id, parent_id from run").fetchall() == [(run_id, None)]
+    smiley.record("y = 2\n")  # and it records into it again
+    assert len(smiley("list", "-f", "value", "-c", "Run", check=0).stdout.split()) == 2
+
+
+def test_database_from_schema_2_with_zlib_chunks_is_still_read(smiley):
+    smiley.record("total = 0\nfor i in range(3):\n    total += i\nprint(total)\n")
+    run_id = smiley.last_run().id
+    replayed = smiley("replay", run_id).stdout
+    with contextlib.closing(sqlite3.connect(smiley.database)) as conn, conn:
+        for seq, blob in conn.execute("select seq, events from chunk").fetchall():
+            conn.execute("update chunk set events = ? where seq = ?",
+                         (zlib.compress(compression.decompress(blob)), seq))
+        conn.execute("update meta set value = '2' where key = 'schema_version'")
+    assert smiley("replay", run_id).stdout == replayed
+    with contextlib.closing(sqlite3.connect(smiley.database)) as conn:
+        assert conn.execute("select value from meta where key = 'schema_version'").fetchone() \
+            == ("3",)
     smiley.record("y = 2\n")  # and it records into it again
     assert len(smiley("list", "-f", "value", "-c", "Run", check=0).stdout.split()) == 2
 

@@ -137,14 +137,16 @@ def _check_schema(store, create):
             raise StoreError(
                 f"'{store.name}' has schema version {version}, newer than the version "
                 f"{schema.SCHEMA_VERSION} this smiley-like reads: upgrade smiley-like")
-        if version == 1:
-            _migrate_from_1(conn)
-            return
-        if version < schema.SCHEMA_VERSION:
+        if version < 1:
             raise StoreError(
                 f"'{store.name}' has schema version {version}, older than the version "
                 f"{schema.SCHEMA_VERSION} this smiley-like reads, and there is no "
                 "migration for it")
+        for step in _MIGRATIONS[version - 1:]:
+            step(conn)
+        if version < schema.SCHEMA_VERSION:
+            conn.execute(schema.meta.update().where(schema.meta.c.key == "schema_version")
+                         .values(value=str(schema.SCHEMA_VERSION)))
 
 
 def _migrate_from_1(conn):
@@ -155,5 +157,12 @@ def _migrate_from_1(conn):
     conn.exec_driver_sql("CREATE INDEX run_root ON run (root_id)")
     conn.exec_driver_sql("ALTER TABLE thread ADD COLUMN started_ns INTEGER")
     conn.exec_driver_sql("ALTER TABLE thread ADD COLUMN ended_ns INTEGER")
-    conn.execute(schema.meta.update().where(schema.meta.c.key == "schema_version")
-                 .values(value=str(schema.SCHEMA_VERSION)))
+
+
+def _migrate_from_2(conn):
+    """Schema 2 compressed chunks with zlib: they stay, and are read as they are."""
+
+
+# _MIGRATIONS[n - 1] upgrades schema n to n + 1.
+_MIGRATIONS = (_migrate_from_1, _migrate_from_2)
+assert len(_MIGRATIONS) == schema.SCHEMA_VERSION - 1

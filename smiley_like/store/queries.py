@@ -1,13 +1,12 @@
 """The read side of the run database: runs, their definitions, and their events, streamed."""
 
 import json
-import zlib
 
 from sqlalchemy import delete, func, select
 
 from smiley_like.errors import UnknownRun
 from smiley_like.events import Code, rebuild
-from smiley_like.store import schema
+from smiley_like.store import compression, schema
 from smiley_like.wire import codec
 
 def runs(store):
@@ -123,7 +122,7 @@ def events(store, run_id, *, start=None, stop=None, thread_nos=None, code_ids=No
                 continue
             stacks = codec.unpack(row.stacks)
             seq = row.seq
-            for event in codec.unpack(zlib.decompress(row.events)):
+            for event in codec.unpack(compression.decompress(row.events)):
                 if stop is not None and seq > stop:
                     return
                 # Events before --from in this chunk still move the stacks.
@@ -166,7 +165,7 @@ def stacks_after(store, run_id, seq):
         return {}
     stacks = codec.unpack(row.stacks)
     number = row.seq
-    for event in codec.unpack(zlib.decompress(row.events)):
+    for event in codec.unpack(compression.decompress(row.events)):
         rebuild(event, number, stacks, {})
         if number == seq:
             break

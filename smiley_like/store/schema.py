@@ -2,7 +2,7 @@
 
 Events are many and small, so they are not stored one row each: every batch a
 tracer sends becomes one ``chunk`` row holding its events packed (msgpack,
-zlib-compressed), with what navigation needs beside it: the sequence range,
+compressed with Zstandard: see compression.py), with what navigation needs beside it: the sequence range,
 the threads and code objects it touches, and each thread's call stack at its
 start, so a reader can begin at any chunk.  ``docs/schema.rst`` shows how to
 look inside with SQL and Python.
@@ -11,7 +11,7 @@ look inside with SQL and Python.
 from sqlalchemy import (Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData,
                         PrimaryKeyConstraint, String, Table, Text)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APP_NAME = "smiley_like"
 
 metadata = MetaData()
@@ -115,6 +115,7 @@ chunk = Table(
     Column("stacks", LargeBinary, nullable=False,
            comment="msgpack map thread_no -> [[call_id, code_id], ...] at the chunk's start"),
     Column("events", LargeBinary, nullable=False,
-           comment="zlib(msgpack array of event tuples), as the tracer sent them"),
+           comment="zstd(msgpack array of event tuples), as the tracer sent them "
+                   "(zlib in databases first written with schema 2 or older)"),
     PrimaryKeyConstraint("run_id", "seq"),
 )

@@ -20,7 +20,6 @@ import operator
 import queue
 import threading
 import time
-import zlib
 
 import sqlalchemy
 from sqlalchemy import insert, select, update
@@ -28,7 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from smiley_like.errors import StoreBusy, StoreError
 from smiley_like.events import CALL, EXCEPTION, LINE, RETURN
-from smiley_like.store import schema
+from smiley_like.store import compression, schema
 from smiley_like.wire import codec
 
 try:
@@ -236,6 +235,7 @@ class StoreWriter:
         self.unstored = 0  # events not stored: locked database at close, refused records
         self.refused = 0  # messages the database would not take
         self._jobs = queue.Queue(queue_size)
+        self._compressor = compression.Compressor()  # the store thread's
         self._closing = False
         self._said_busy = False
         self._thread = threading.Thread(target=self._work, name="smiley-like-store",
@@ -400,7 +400,7 @@ class StoreWriter:
             _store_defs(conn, run_id, defs)
             if chunk is not None:
                 conn.execute(insert(schema.chunk).values(
-                    events=zlib.compress(packed, 1), **chunk))  # zlib lets go of the GIL
+                    events=self._compressor.compress(packed), **chunk))
             for thread_no, entry in threads.items():
                 _ensure_thread(conn, run_id, thread_no)
                 conn.execute(update(schema.thread).where(
@@ -554,7 +554,7 @@ def _resume(conn, run_id):
                         .limit(1)).first()
     if last is not None:
         state.stacks = codec.unpack(last.stacks)
-        count, _, _, _ = scan(state.stacks, last.seq, zlib.decompress(last.events))
+        count, _, _, _ = scan(state.stacks, last.seq, compression.decompress(last.events))
         state.next_seq = last.seq + count
     thread = schema.thread
     for entry in conn.execute(select(thread.c.thread_no, thread.c.event_count,
