@@ -58,8 +58,10 @@ def loop(n):
 
 
 WORKLOADS = {"fib": (fib, 18), "loop": (loop, 20000)}
-MODES = (("python --no-locals", False, "python"), ("python", True, "python"),
-         ("c --no-locals", False, "c"), ("c", True, "c"))
+# label: (trace_locals, tracer, calls_only)
+MODES = {"python --no-locals": (False, "python", False), "python": (True, "python", False),
+         "c --calls-only": (True, "c", True), "c --no-locals": (False, "c", False),
+         "c": (True, "c", False)}
 
 
 def noop(frame, event, arg):
@@ -75,10 +77,10 @@ def timed(function, argument, tracer, install=_real_settrace):
     return elapsed
 
 
-def ours(trace_locals, tracer):
+def ours(trace_locals, tracer, calls_only):
     publisher = BufferOnly()
     recorder = Recorder(FileFilter(), Capture(), publisher, trace_locals=trace_locals,
-                        tracer=tracer)
+                        tracer=tracer, calls_only=calls_only)
     recorder._active = True  # what start() does, without installing it everywhere
     return publisher, recorder._make_tracer(0), recorder._install
 
@@ -86,32 +88,32 @@ def ours(trace_locals, tracer):
 def measure(name, repeat):
     function, argument = WORKLOADS[name]
     best = {}
-    events = 0
+    counts = {}  # events each mode recorded
     packed_ns = []
     for _ in range(repeat):
         best["untraced"] = min(best.get("untraced", 1e9), timed(function, argument, None))
         best["no-op tracer"] = min(best.get("no-op tracer", 1e9),
                                    timed(function, argument, noop))
-        for label, trace_locals, kind in MODES:
+        for label, (trace_locals, kind, calls_only) in MODES.items():
             if kind == "c" and _ctracer is None:
                 continue
-            publisher, tracer, install = ours(trace_locals, kind)
+            publisher, tracer, install = ours(trace_locals, kind, calls_only)
             best[label] = min(best.get(label, 1e9), timed(function, argument, tracer, install))
+            counts[label] = len(publisher.buffer if kind == "python" else publisher.packed)
             if kind == "python":
-                events = len(publisher.buffer)
                 if trace_locals:
                     # What the publisher thread does with the Python tracer's tuples;
                     # the C tracer writes msgpack itself, inside the figures above.
                     start = time.perf_counter()
                     codec.pack(publisher.buffer)
-                    packed_ns.append((time.perf_counter() - start) / events * 1e9)
-            else:
-                events = len(publisher.packed)
-    print(f"\n{name}({argument}): {events:,} events")
+                    packed_ns.append((time.perf_counter() - start) / len(publisher.buffer)
+                                     * 1e9)
+    events = counts["python"]  # every event: what untraced and no-op are counted against
+    print(f"\n{name}({argument}): {events:,} events (fewer with --calls-only)")
     print(f"  {'mode':18} {'ns/event':>9} {'x untraced':>11} {'x no-op':>8}")
     for label, seconds in best.items():
-        print(f"  {label:18} {seconds / events * 1e9:9.0f} {seconds / best['untraced']:11.1f}"
-              f" {seconds / best['no-op tracer']:8.1f}")
+        print(f"  {label:18} {seconds / counts.get(label, events) * 1e9:9.0f}"
+              f" {seconds / best['untraced']:11.1f} {seconds / best['no-op tracer']:8.1f}")
     print(f"  {'msgpack packing':18} {min(packed_ns):9.0f}   (of the python tracer's tuples, "
           "in the publisher thread, same GIL; the c tracer packs as it goes)")
 

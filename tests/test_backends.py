@@ -10,10 +10,10 @@ import contextlib
 import os
 import re
 import sqlite3
-import zlib
 
 import pytest
 
+from smiley_like.store import compression
 from smiley_like.tracer.recorder import _ctracer
 from smiley_like.wire import codec
 
@@ -216,6 +216,19 @@ PROGRAMS = {
 
         print(len(grow(60)), list(words())[0])
     """,
+    "numbers": """
+        def numbers():
+            seen = 0
+            for n in (0, 1, -1, 7, -5, 255, 256, 1023, 1024, -129, 10**9, -10**12,
+                      2**63 - 1, -2**63, 2**63, 2**70, -2**70, True, False, 7, 1024):
+                value = n
+                seen += 1
+            small, wide = 3, 123456789012
+            half = small / 2
+            return value, seen, [n * 1001 for n in range(-20, 20)], {n: -n for n in range(30)}
+
+        print(numbers()[1])
+    """,
     "threads": """
         import threading
 
@@ -268,6 +281,12 @@ def test_same_events_with_options(smiley, name, options):
     same_events(smiley, name, options)
 
 
+@pytest.mark.parametrize("max_repr", ["4", "40"])
+@pytest.mark.parametrize("name", ["numbers", "containers"])
+def test_same_events_with_short_texts(smiley, name, max_repr):
+    same_events(smiley, name, ("--max-repr", max_repr))
+
+
 def same_events(smiley, name, options):
     plain = python(smiley.directory, smiley.script(PROGRAMS[name]))
     streams = {}
@@ -290,7 +309,7 @@ def assert_packed_as_codec_packs(smiley):
     """
     with contextlib.closing(sqlite3.connect(smiley.database)) as db:
         run_id, = db.execute("select id from run order by started_at desc limit 1").fetchone()
-        blobs = [zlib.decompress(blob) for blob, in db.execute(
+        blobs = [compression.decompress(blob) for blob, in db.execute(
             "select events from chunk where run_id = ?", (run_id,))]
     assert blobs
     for blob in blobs:

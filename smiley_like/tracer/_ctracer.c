@@ -173,12 +173,20 @@ reserve(Bytes *b, Py_ssize_t extra)
 
 #define PUT(b, byte) ((b)->data[(b)->len++] = (char)(byte))
 
+/* The low *n* (1, 2, 4 or 8) bytes of v, big-endian, through a local
+ * pointer: stores through char * could alias b->len, which would make the
+ * compiler reload it after every byte. */
 static inline void
 put_be(Bytes *b, uint64_t v, int n)
 {
-    int i;
-    for (i = n - 1; i >= 0; i--)
-        PUT(b, v >> (8 * i));
+    char *p = b->data + b->len;
+    switch (n) {
+    case 1: p[0] = (char)v; break;
+    case 2: { uint16_t w = __builtin_bswap16((uint16_t)v); memcpy(p, &w, 2); break; }
+    case 4: { uint32_t w = __builtin_bswap32((uint32_t)v); memcpy(p, &w, 4); break; }
+    default: { uint64_t w = __builtin_bswap64(v); memcpy(p, &w, 8); break; }
+    }
+    b->len += n;
 }
 
 /* msgpack's integer encodings, chosen as msgpack-python's packer chooses
@@ -255,9 +263,12 @@ static int
 pack_str(Bytes *b, PyObject *text)
 {
     Py_ssize_t n;
-    const char *s = PyUnicode_AsUTF8AndSize(text, &n);
+    const char *s;
     PyObject *encoded;
     int err;
+    if (PyUnicode_IS_COMPACT_ASCII(text))  /* most text: its bytes are its UTF-8 */
+        return pack_raw(b, (const char *)PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text), 1);
+    s = PyUnicode_AsUTF8AndSize(text, &n);
     if (s != NULL)
         return pack_raw(b, s, n, 1);
     /* lone surrogates: passed through, as codec.pack does ("surrogatepass") */
@@ -863,6 +874,40 @@ float_text(PyObject *module, PyObject *value)
     return PyUnicode_FromStringAndSize(out, n);
 }
 
+/* -- the text of ints, without long_to_decimal_string ---------------------- */
+
+/* Texts of recent ints, direct-mapped by value: programs print the same
+ * counters, sizes and results again and again, and a shared text also makes
+ * frame_changes' comparison with the last text a pointer check. */
+#define INT_TEXTS 1024
+static struct { long long value; PyObject *text; } int_texts[INT_TEXTS];
+
+/* repr() of an int that fits in a long long: digits written here, or taken
+ * from the cache. */
+static PyObject *
+int_text(long long v)
+{
+    char digits[24], *end = digits + sizeof(digits), *p = end;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    size_t slot = (size_t)(((unsigned long long)v * 0x9E3779B97F4A7C15ULL) >> 54);
+    PyObject *text = int_texts[slot].text;
+    if (text != NULL && int_texts[slot].value == v)
+        return Py_NewRef(text);
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    text = PyUnicode_New(end - p, 127);
+    if (text == NULL)
+        return NULL;
+    memcpy(PyUnicode_DATA(text), p, (size_t)(end - p));
+    Py_XSETREF(int_texts[slot].text, Py_NewRef(text));
+    int_texts[slot].value = v;
+    return text;
+}
+
 /* Capture.text of a value whose text is plain repr() there (an exact int,
  * float, bool, None, a str of at most max_repr characters, an object with
  * object.__repr__) and fits in max_repr; NULL, with no exception, for
@@ -876,6 +921,17 @@ atomic_text(Tracer *t, PyObject *value)
           || (PyUnicode_CheckExact(value) && PyUnicode_GET_LENGTH(value) <= t->max_repr)
           || has_default_repr(value)))
         return NULL;
+    if (PyLong_CheckExact(value)) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (!overflow && !(v == -1 && PyErr_Occurred())) {
+            text = int_text(v);
+            if (text != NULL && PyUnicode_GET_LENGTH(text) > t->max_repr)
+                Py_CLEAR(text);  /* a tiny --max-repr: Capture.text cuts it */
+            return text;
+        }
+        PyErr_Clear();  /* a bigger int: int.__repr__ below */
+    }
     if (PyFloat_CheckExact(value)) {
         char out[32];
         int n = fast_float_repr(PyFloat_AS_DOUBLE(value), out);
@@ -1299,7 +1355,9 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
         }
         /* A tuple of atomic values (its text came from container_text) cannot
          * change its text either. */
-        stable = has_default_repr(value) || (shown >= 0 && PyTuple_CheckExact(value)) ? 1
+        stable = PyLong_CheckExact(value) || PyUnicode_CheckExact(value)
+            || PyFloat_CheckExact(value) || value == Py_None || PyBool_Check(value)
+            || has_default_repr(value) || (shown >= 0 && PyTuple_CheckExact(value)) ? 1
             : PySet_Contains(t->stable, (PyObject *)Py_TYPE(value));
         if (stable < 0) {
             Py_DECREF(value);
