@@ -224,7 +224,7 @@ PROGRAMS = {
                 value = n
                 seen += 1
             small, wide = 3, 123456789012
-            half = small / 2
+            half, third = small / 2, 1 / 3
             return value, seen, [n * 1001 for n in range(-20, 20)], {n: -n for n in range(30)}
 
         print(numbers()[1])

@@ -935,8 +935,10 @@ atomic_text(Tracer *t, PyObject *value)
     if (PyFloat_CheckExact(value)) {
         char out[32];
         int n = fast_float_repr(PyFloat_AS_DOUBLE(value), out);
+        if (n > t->max_repr)
+            return NULL;  /* a short --max-repr: Capture.text cuts it */
         if (n >= 0)
-            return PyUnicode_FromStringAndSize(out, n);  /* short: fits in max_repr */
+            return PyUnicode_FromStringAndSize(out, n);
     }
     /* tp_repr itself: PyObject_Repr would run pending signal handlers here */
     text = Py_TYPE(value)->tp_repr(value);
