@@ -47,3 +47,34 @@ def test_float_text_is_repr_on_many_values():
 ])
 def test_float_text_at_the_edges(value):
     assert _ctracer.float_text(value) in (None, repr(value))
+
+
+def test_event_times_are_the_monotonic_clock(smiley):
+    """Event times, from the TSC where the kernel's clock uses it, agree with perf_counter_ns.
+
+    Each step takes perf_counter_ns inside a call: the call's event comes
+    just before it, and long after the previous one.  The run lasts long
+    enough (300 ms) for the tracer to have measured the TSC's rate.
+    """
+    result = smiley.record(
+        "import time\n"
+        "marks = []\n"
+        "def step():\n"
+        "    marks.append(time.perf_counter_ns())\n"
+        "    time.sleep(0.02)\n"
+        "for _ in range(15):\n"
+        "    step()\n"
+        "print(marks)\n", check=0)
+    marks = eval(result.stdout)
+    calls = [event.t_ns for event in smiley.events()
+             if event.kind == 0 and event.code.name == "step"]
+    assert len(calls) == len(marks) == 15
+    for call, mark in zip(calls, marks):
+        assert 0 <= mark - call < 2_000_000, (call, mark)  # within 2 ms before
+    times = [event.t_ns for event in smiley.events()]
+    assert times == sorted(times)
+
+
+def test_tsc_clock_can_be_switched_off():
+    assert _ctracer.tsc_clock(False) is False
+    assert _ctracer.tsc_clock(True) in (True, False)  # True where the kernel's clock is the TSC
