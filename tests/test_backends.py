@@ -189,7 +189,18 @@ PROGRAMS = {
                 same = node
             return node
 
-        print(type(build(3)).__name__)
+        def rename(n):  # the C tracer keeps these texts: a renamed class must show
+            plain = Plain()
+            for i in range(n):
+                current = None
+                current = plain
+                if i == 1:
+                    Plain.__qualname__ = "Renamed"
+                if i == 2:
+                    Plain.__module__ = "elsewhere"
+            return current
+
+        print(type(build(3)).__name__, type(rename(4)).__qualname__)
     """,
     "containers": """
         def grow(n):

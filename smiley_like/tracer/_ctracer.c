@@ -1019,6 +1019,48 @@ int_text(long long v)
     return text;
 }
 
+/* -- the text of objects with object.__repr__ ------------------------------ */
+
+/* "<module.Name object at 0x...>" depends only on the type's names and the
+ * address, and formatting it (PyUnicode_FromFormat) was a quarter of the
+ * tracer's time on object-heavy code, where self and loop variables take
+ * the same objects again and again.  Texts are kept by address and type,
+ * with the type's version tag (set anew when __module__ changes) and
+ * qualname object: the type and the qualname are held, so neither address
+ * can be reused while an entry names it; an object that died and was
+ * replaced at the same address by one of the same type has the same text. */
+#define OBJECT_TEXTS 1024
+static struct {
+    PyObject *address;        /* not held: only compared */
+    PyTypeObject *type;       /* held */
+    unsigned int version;
+    PyObject *qualname;       /* held, or NULL for a static type */
+    PyObject *text;           /* held */
+} object_texts[OBJECT_TEXTS];
+
+static PyObject *
+default_repr_text(PyObject *value)
+{
+    PyTypeObject *type = Py_TYPE(value);
+    PyObject *qualname = type->tp_flags & Py_TPFLAGS_HEAPTYPE
+        ? ((PyHeapTypeObject *)type)->ht_qualname : NULL;
+    size_t slot = (size_t)(((uintptr_t)value >> 4) * 0x9E3779B97F4A7C15ULL >> 54);
+    PyObject *text;
+    if (object_texts[slot].address == value && object_texts[slot].type == type
+            && object_texts[slot].version == type->tp_version_tag
+            && object_texts[slot].qualname == qualname && type->tp_version_tag != 0)
+        return Py_NewRef(object_texts[slot].text);
+    text = type->tp_repr(value);
+    if (text == NULL || type->tp_version_tag == 0)
+        return text;
+    object_texts[slot].address = value;
+    Py_XSETREF(object_texts[slot].type, (PyTypeObject *)Py_NewRef(type));
+    object_texts[slot].version = type->tp_version_tag;
+    Py_XSETREF(object_texts[slot].qualname, Py_XNewRef(qualname));
+    Py_XSETREF(object_texts[slot].text, Py_NewRef(text));
+    return text;
+}
+
 /* Capture.text of a value whose text is plain repr() there (an exact int,
  * float, bool, None, a str of at most max_repr characters, an object with
  * object.__repr__) and fits in max_repr; NULL, with no exception, for
@@ -1052,7 +1094,7 @@ atomic_text(Tracer *t, PyObject *value)
             return PyUnicode_FromStringAndSize(out, n);
     }
     /* tp_repr itself: PyObject_Repr would run pending signal handlers here */
-    text = Py_TYPE(value)->tp_repr(value);
+    text = has_default_repr(value) ? default_repr_text(value) : Py_TYPE(value)->tp_repr(value);
     if (text == NULL) {
         if (PyErr_ExceptionMatches(PyExc_ValueError))
             PyErr_Clear();  /* an int too long to print: Capture.text has words for it */
