@@ -8,7 +8,7 @@ Usage::
 Every measurement is a fresh subprocess, and repetitions are interleaved
 (for each repetition, for each workload: mode A, B, C, D), so that a slow
 patch on a shared machine hits every mode alike; medians are reported.  The
-fast modes (untraced, noop-settrace) run ``--cheap-samples`` times (5) at
+fast modes (untraced and the no-op tracers) run ``--cheap-samples`` times (5) at
 each turn: their medians are the denominators of the ratios, and on a busy
 machine a single 50 ms figure is mostly noise.
 
@@ -38,7 +38,10 @@ output differs from the untraced one is reported.
 
 Modes: the default ``smiley-like`` records with the compiled tracer when it
 is built (see ``show``'s Tracer field); ``--tracer python`` modes measure the
-pure-Python tracer beside it.  ``benchmarks/tracer_cost.py`` measures the
+pure-Python tracer beside it.  ``null-c-tracer`` (and its ``--calls-only``)
+runs the workload under a C trace function that records nothing: what
+CPython's trace hook costs by itself, the floor under any recorder built on
+it, with and without line events.  ``benchmarks/tracer_cost.py`` measures the
 trace functions alone, without the publisher and the writer.
 
 Sizes: smiley-like slows these programs down 60-260 times (with locals, with
@@ -127,6 +130,13 @@ MODES = (
          command=lambda c: [c.python, DRIVER, c.timing_file, c.script, *c.args]),
     Mode("noop-settrace", timed_inside=True, cheap=True,
          command=lambda c: [c.python, DRIVER, "--noop", c.timing_file, c.script, *c.args]),
+    # CPython's trace hook with a C function that records nothing: the floor
+    # under the compiled tracer, with and without line events.
+    Mode("null-c-tracer", timed_inside=True, cheap=True,
+         command=lambda c: [c.python, DRIVER, "--null-c", c.timing_file, c.script, *c.args]),
+    Mode("null-c-tracer --calls-only", timed_inside=True, cheap=True,
+         command=lambda c: [c.python, DRIVER, "--null-c-calls", c.timing_file, c.script,
+                            *c.args]),
     # smiley-like's default tracer is the compiled one when it is built; the
     # Python tracer is measured beside it with --tracer python.
     Mode("smiley-like", records=True,
@@ -578,7 +588,7 @@ def parse_args(argv):
                         help=f"run only this mode (repeatable; choices: "
                         f"{', '.join(repr(m) for m in MODE_BY_NAME)})")
     parser.add_argument("--cheap-samples", type=int, default=5, metavar="N",
-                        help="runs of the fast modes (untraced, noop-settrace) at each turn "
+                        help="runs of the fast modes (untraced, the no-op tracers) at each turn "
                              "(default: %(default)s)")
     parser.add_argument("--json", metavar="FILE", help="write every raw measurement here")
     parser.add_argument("--smiley", default=find_smiley(), metavar="PATH",

@@ -1,6 +1,6 @@
 """Run one script as ``__main__`` in this process, optionally under a no-op tracer, and time it.
 
-Usage: python driver.py [--noop] TIMING_FILE SCRIPT [ARGS...]
+Usage: python driver.py [--noop | --null-c | --null-c-calls] TIMING_FILE SCRIPT [ARGS...]
 
 The script runs through ``runpy.run_path`` with its own ``sys.argv`` and
 ``sys.path[0]``, as under plain ``python``.  The elapsed time from just before
@@ -11,7 +11,12 @@ TIMING_FILE, so the script's own stdout and stderr are left untouched.
 it keeps tracing (returns itself) in frames of the script's file, where
 smiley-like would record, and returns None elsewhere (the standard library),
 where smiley-like's file filter stops tracing too.  That is the floor for any
-recorder built on sys.settrace.
+recorder written in Python on sys.settrace.
+
+``--null-c`` installs, in every thread, a C trace function that records
+nothing (smiley-like's ``_ctracer.install_null``): the floor for any recorder
+on CPython's trace hook, as the compiled tracer is.  ``--null-c-calls`` turns
+off line events in every frame, as ``--calls-only`` does.
 """
 
 import json
@@ -34,22 +39,34 @@ def install_noop_tracer(script_path):
     sys.settrace(noop_call)
 
 
+def install_null_tracer(lines):
+    from smiley_like.tracer import _ctracer
+
+    def first_call(frame, event, arg):  # in a new thread: swap in the C function
+        _ctracer.install_null(lines)
+
+    threading.settrace(first_call)
+    _ctracer.install_null(lines)
+
+
 def remove_tracer():
     sys.settrace(None)
     threading.settrace(None)
 
 
 def main(argv):
-    noop = argv[:1] == ["--noop"]
-    if noop:
+    tracer = argv[0] if argv[:1] in (["--noop"], ["--null-c"], ["--null-c-calls"]) else None
+    if tracer:
         argv = argv[1:]
     timing_file, script, *args = argv
     sys.argv[:] = [script, *args]
     sys.path[0] = os.path.dirname(os.path.realpath(script))
     start = time.perf_counter()
     try:
-        if noop:
+        if tracer == "--noop":
             install_noop_tracer(script)
+        elif tracer:
+            install_null_tracer(lines=tracer == "--null-c")
         runpy.run_path(script, run_name="__main__")
     finally:
         remove_tracer()

@@ -240,13 +240,22 @@ tsc_init(void)
 
 static PyTypeObject EventBufferType;
 
-static int
+static int grow(Bytes *b, Py_ssize_t extra);
+
+/* Make room for *extra* more bytes: inline, as it is asked for every value. */
+static inline int
 reserve(Bytes *b, Py_ssize_t extra)
+{
+    if (b->len + extra <= b->cap)
+        return 0;
+    return grow(b, extra);
+}
+
+static int
+grow(Bytes *b, Py_ssize_t extra)
 {
     Py_ssize_t cap;
     char *data;
-    if (b->len + extra <= b->cap)
-        return 0;
     cap = b->cap ? b->cap : 4096;
     while (cap < b->len + extra) {
         if (cap > PY_SSIZE_T_MAX / 2) {
@@ -2055,6 +2064,29 @@ in_tracer(PyObject *module, PyObject *unused)
     return PyBool_FromLong(inside_tracer > 0);
 }
 
+/* -- a trace function that records nothing ------------------------------------
+ *
+ * What CPython's tracing costs by itself, for benchmarks/: every event
+ * reaches this and it returns at once.  With lines false, frames get
+ * f_trace_lines = 0 at their call, as the tracer does for --calls-only. */
+static int
+null_trace(PyObject *lines, PyFrameObject *frame, int what, PyObject *arg)
+{
+    if (what == PyTrace_CALL && lines == Py_False)
+        frame->f_trace_lines = 0;
+    return 0;
+}
+
+static PyObject *
+install_null(PyObject *module, PyObject *lines)
+{
+    int flag = PyObject_IsTrue(lines);
+    if (flag < 0)
+        return NULL;
+    PyEval_SetTrace(null_trace, flag ? Py_True : Py_False);
+    Py_RETURN_NONE;
+}
+
 /* tsc_clock(on): use the TSC for event times if the kernel does (on, the
  * default) or clock_gettime only; returns whether the TSC is in use.  For
  * tests and benchmarks. */
@@ -2074,6 +2106,9 @@ tsc_clock_switch(PyObject *module, PyObject *on)
 }
 
 static PyMethodDef module_methods[] = {
+    {"install_null", install_null, METH_O,
+     "install_null(lines): a C trace function that records nothing, for this thread "
+     "(with no line events if lines is false): what tracing itself costs."},
     {"tsc_clock", tsc_clock_switch, METH_O,
      "tsc_clock(on): event times from the TSC where the kernel's clock is (on), or from "
      "clock_gettime only; returns whether the TSC is in use."},
