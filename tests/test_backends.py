@@ -216,6 +216,25 @@ PROGRAMS = {
 
         print(len(grow(60)), list(words())[0])
     """,
+    "texts": """
+        def texts():
+            words = []
+            table = {}
+            for i in range(40):
+                words.append(["it's", 'say "hi"', "back\\\\slash", "tab\\there", "caf\\u00e9",
+                              "\\x00\\x7f", "plain", ""][i % 8])
+                table[i] = [-2**70, 2**64, -(10**18), 0.1 * i, 1e22, float("nan"), None,
+                            True, b"\\x01'", 1j][i % 10]
+                if i % 6 == 0:
+                    one = (words[-1],)
+                    nested = [words[:2], (i,), {"k": i}]
+                    wide = {f"key{k}": k * i for k in range(20)}
+                    long = list(range(i * 10))
+                    table[0] = i  # same length, a new leading value
+            return len(words), len(table)
+
+        print(texts())
+    """,
     "numbers": """
         def numbers():
             seen = 0
@@ -282,7 +301,7 @@ def test_same_events_with_options(smiley, name, options):
 
 
 @pytest.mark.parametrize("max_repr", ["4", "40"])
-@pytest.mark.parametrize("name", ["numbers", "containers"])
+@pytest.mark.parametrize("name", ["numbers", "containers", "texts"])
 def test_same_events_with_short_texts(smiley, name, max_repr):
     same_events(smiley, name, ("--max-repr", max_repr))
 

@@ -104,6 +104,7 @@ typedef struct {
     Py_ssize_t mark_elements; /* Capture._mark_elements: max_repr // 3 + 2 */
     unsigned char normal_exit[256];
     Bytes scratch;            /* the changes of the event being made, packed */
+    Bytes chars;              /* container_text's text, as it is written */
     Py_ssize_t nchanges;      /* and their number */
     CodeInfo *table;          /* open addressing, keyed by code object address */
     Py_ssize_t table_size;    /* a power of two */
@@ -882,23 +883,32 @@ float_text(PyObject *module, PyObject *value)
 #define INT_TEXTS 1024
 static struct { long long value; PyObject *text; } int_texts[INT_TEXTS];
 
-/* repr() of an int that fits in a long long: digits written here, or taken
- * from the cache. */
-static PyObject *
-int_text(long long v)
+/* repr(v), written backwards to end (at most 20 characters); where it starts. */
+static inline char *
+put_digits(long long v, char *end)
 {
-    char digits[24], *end = digits + sizeof(digits), *p = end;
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    size_t slot = (size_t)(((unsigned long long)v * 0x9E3779B97F4A7C15ULL) >> 54);
-    PyObject *text = int_texts[slot].text;
-    if (text != NULL && int_texts[slot].value == v)
-        return Py_NewRef(text);
+    char *p = end;
     do {
         *--p = (char)('0' + u % 10);
         u /= 10;
     } while (u);
     if (v < 0)
         *--p = '-';
+    return p;
+}
+
+/* repr() of an int that fits in a long long: digits written here, or taken
+ * from the cache. */
+static PyObject *
+int_text(long long v)
+{
+    char digits[24], *end = digits + sizeof(digits), *p;
+    size_t slot = (size_t)(((unsigned long long)v * 0x9E3779B97F4A7C15ULL) >> 54);
+    PyObject *text = int_texts[slot].text;
+    if (text != NULL && int_texts[slot].value == v)
+        return Py_NewRef(text);
+    p = put_digits(v, end);
     text = PyUnicode_New(end - p, 127);
     if (text == NULL)
         return NULL;
@@ -1068,19 +1078,13 @@ head_of(PyObject *value, Py_ssize_t take)
     return head;
 }
 
-/* Capture.text of an exact list, tuple or dict whose head is atomic values:
- * Capture._atomic_head, step for step, then text()'s cut at max_repr.  Sets
- * *shown* to the elements the text shows.  NULL with no exception for
- * anything else: Capture.text decides. */
+/* container_text by Capture._atomic_head's own steps: a head object, its
+ * repr(), then text()'s cut at max_repr. */
 static PyObject *
-container_text(Tracer *t, PyObject *value, Py_ssize_t *shown)
+head_repr_text(Tracer *t, PyObject *value, int is_dict, Py_ssize_t count, Py_ssize_t *shown)
 {
-    int is_dict = PyDict_CheckExact(value);
-    Py_ssize_t count, take = 16, n = 0, len = 0, i, pos;
+    Py_ssize_t take = 16, n = 0, len = 0, i, pos;
     PyObject *head = NULL, *text = NULL, *key, *item, *marker, *cut;
-    if (!(is_dict || PyList_CheckExact(value) || PyTuple_CheckExact(value)))
-        return NULL;
-    count = is_dict ? PyDict_GET_SIZE(value) : Py_SIZE(value);
     while (1) {
         size_t size = 0;
         head = count <= take ? Py_NewRef(value) : head_of(value, take);
@@ -1154,6 +1158,254 @@ fail:
 fail_text:
     Py_XDECREF(text);
     return NULL;
+}
+
+/* -- the same text, written in C ------------------------------------------
+ *
+ * A head object and its repr() cost tens of thousands of instructions per
+ * text, on programs whose locals are growing lists and dicts.  The head's
+ * elements are written here straight into a char buffer instead, without the
+ * head, and writing stops once the text is past max_repr: from then on only
+ * the element count and the closing bracket show. */
+
+/* The head's text as it is written: its first cap characters are kept, len
+ * counts them all. */
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+} HeadText;
+
+static inline void
+head_put(HeadText *h, const char *s, Py_ssize_t n)
+{
+    if (h->len < h->cap)
+        memcpy(h->data + h->len, s, (size_t)(n < h->cap - h->len ? n : h->cap - h->len));
+    h->len += n;
+}
+
+/* True if repr(s) of a compact ASCII str is s in single quotes: printable
+ * characters, no quote, no backslash. */
+static int
+plain_ascii(PyObject *s)
+{
+    const unsigned char *p = (const unsigned char *)PyUnicode_DATA(s);
+    Py_ssize_t i, n = PyUnicode_GET_LENGTH(s);
+    for (i = 0; i < n; i++)
+        if (p[i] < 0x20 || p[i] > 0x7e || p[i] == '\'' || p[i] == '\\')
+            return 0;
+    return 1;
+}
+
+/* sys.getsizeof(o) of an atomic value other than an int, or more, without
+ * calling __sizeof__ for the common ones; 0 for the others.  Only a sum over the limit needs
+ * the real sizes (written_text). */
+static inline size_t
+size_bound(PyObject *o)
+{
+    PyTypeObject *tp = Py_TYPE(o);
+    if (tp == &PyUnicode_Type && PyUnicode_IS_COMPACT_ASCII(o)
+#if PY_VERSION_HEX < 0x030C0000
+            && ((PyASCIIObject *)o)->wstr == NULL  /* else its wchar_t copy counts too */
+#endif
+            )
+        return sizeof(PyASCIIObject) + (size_t)PyUnicode_GET_LENGTH(o) + 1;  /* exact */
+    if (tp == &PyFloat_Type || tp == &PyBool_Type || o == Py_None)  /* 24, 28, 16 */
+        return 40;
+    return 0;
+}
+
+/* One element (a key or a value) of the head: is_atomic's check, its size
+ * (or size_bound's) added to *size, its repr appended to h unless h is past
+ * its cap already (but a big int's repr is still made: it may refuse, as the
+ * head's would).  0; 1 if the head is not ours (not atomic, an int too long
+ * to print); 2 if the repr is not ASCII; -1 with an exception. */
+static int
+put_element(HeadText *h, PyObject *o, size_t *size)
+{
+    PyTypeObject *tp = Py_TYPE(o);
+    char digits[32];
+    size_t bytes;
+    PyObject *r;
+    int n;
+    if (!is_atomic(o))
+        return 1;
+    if (tp == &PyLong_Type) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (!overflow) {
+            *size += 40;  /* at most three 30-bit digits: 36 bytes */
+            if (h->len < h->cap) {
+                char *p = put_digits(v, digits + sizeof(digits));
+                head_put(h, p, digits + sizeof(digits) - p);
+            }
+            return 0;
+        }
+    }
+    if ((bytes = size_bound(o)) == 0 && (bytes = sizeof_atomic(o)) == (size_t)-1
+            && PyErr_Occurred())
+        return -1;
+    *size += bytes;
+    if (tp == &PyLong_Type)
+        goto repr;  /* a big int, even past the cap */
+    if (h->len >= h->cap)
+        return 0;
+    if (o == Py_None || o == Py_True || o == Py_False) {
+        if (o == Py_None)
+            head_put(h, "None", 4);
+        else
+            head_put(h, o == Py_True ? "True" : "False", o == Py_True ? 4 : 5);
+        return 0;
+    }
+    if (tp == &PyFloat_Type && (n = fast_float_repr(PyFloat_AS_DOUBLE(o), digits)) >= 0) {
+        head_put(h, digits, n);
+        return 0;
+    }
+    if (tp == &PyUnicode_Type && PyUnicode_IS_COMPACT_ASCII(o) && plain_ascii(o)) {
+        head_put(h, "'", 1);
+        head_put(h, (const char *)PyUnicode_DATA(o), PyUnicode_GET_LENGTH(o));
+        head_put(h, "'", 1);
+        return 0;
+    }
+repr:
+    if ((r = tp->tp_repr(o)) == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_ValueError))
+            return -1;
+        PyErr_Clear();  /* an int with more digits than Python will print */
+        return 1;
+    }
+    if (!PyUnicode_IS_ASCII(r)) {
+        Py_DECREF(r);
+        return 2;
+    }
+    if (h->len < h->cap)
+        head_put(h, (const char *)PyUnicode_DATA(r), PyUnicode_GET_LENGTH(r));
+    Py_DECREF(r);
+    return 0;
+}
+
+/* sys.getsizeof summed over the first n elements (keys and values) of value. */
+static size_t
+head_size(PyObject *value, int is_dict, Py_ssize_t n)
+{
+    PyObject *key, *item;
+    Py_ssize_t i, pos = 0;
+    size_t size = 0;
+    for (i = 0; i < n; i++) {
+        if (is_dict) {
+            if (!PyDict_Next(value, &pos, &key, &item))
+                break;
+            size += sizeof_atomic(key) + sizeof_atomic(item);
+        }
+        else
+            size += sizeof_atomic(PySequence_Fast_ITEMS(value)[i]);
+    }
+    return size;
+}
+
+/* head_repr_text's text, written here: 1 with *text set; 0 if the head is
+ * not ours; 2 if an element's repr is not ASCII (head_repr_text makes that
+ * text); -1 with an exception. */
+static int
+written_text(Tracer *t, PyObject *value, int is_dict, Py_ssize_t count, Py_ssize_t *shown,
+             PyObject **text)
+{
+    int is_tuple = PyTuple_CheckExact(value), r;
+    char opening = is_dict ? '{' : is_tuple ? '(' : '[';
+    char closing = is_dict ? '}' : is_tuple ? ')' : ']';
+    Py_ssize_t max_repr = t->max_repr, take = 16, n = 0, pos = 0, len, end;
+    size_t size = 0;
+    HeadText h;
+    if (reserve(&t->chars, max_repr + 64) < 0)  /* the text, then room for the marker */
+        return -1;
+    h.data = t->chars.data;
+    h.cap = max_repr + 1;
+    h.len = 0;
+    head_put(&h, &opening, 1);
+    while (1) {
+        /* the head grows from n to end elements; its text goes on */
+        for (end = count < take ? count : take; n < end; n++) {
+            if (n)
+                head_put(&h, ", ", 2);
+            if (is_dict) {
+                PyObject *key, *item;
+                if (!PyDict_Next(value, &pos, &key, &item))
+                    return 0;  /* cannot happen: no code of the program runs here */
+                r = put_element(&h, key, &size);
+                if (r == 0) {
+                    head_put(&h, ": ", 2);
+                    r = put_element(&h, item, &size);
+                }
+            }
+            else
+                r = put_element(&h, PySequence_Fast_ITEMS(value)[n], &size);
+            if (r == 1)
+                return 0;
+            if (r != 0)
+                return r;
+        }
+        if (size > (size_t)(128 * n + 4 * max_repr)) {
+            size = head_size(value, is_dict, n);
+            if (PyErr_Occurred())
+                return -1;
+            if (size > (size_t)(128 * n + 4 * max_repr))  /* a huge string or int inside */
+                return 0;
+        }
+        len = h.len + 1 + (is_tuple && n == 1);  /* with the closing bracket */
+        if (len >= max_repr || count <= take || take > 16)
+            break;
+        take = (Py_ssize_t)((double)(max_repr * take) / (double)(len > 1 ? len : 1)) + 2;
+    }
+    if (is_tuple && n == 1)
+        head_put(&h, ",", 1);
+    head_put(&h, &closing, 1);
+    *shown = n;
+    len = h.len;
+    if (count > n || len > max_repr) {
+        /* the first keep characters, then "... (N items)" and the closing bracket */
+        char marker[48], *start = put_digits(count, marker + 24) - 5;
+        Py_ssize_t keep, m;
+        memcpy(start, "... (", 5);
+        memcpy(marker + 24, " items)", 7);
+        marker[31] = closing;
+        m = marker + 32 - start;
+        keep = max_repr - m > 1 ? max_repr - m : 1;
+        len = keep < len ? keep : len;
+        memcpy(h.data + len, start, (size_t)m);
+        len += m;
+        if (len > max_repr) {
+            memcpy(h.data + max_repr - 3, "...", 3);
+            len = max_repr;
+        }
+    }
+    if ((*text = PyUnicode_New(len, 127)) == NULL)
+        return -1;
+    memcpy(PyUnicode_DATA(*text), h.data, (size_t)len);
+    return 1;
+}
+
+/* Capture.text of an exact list, tuple or dict whose head is atomic values:
+ * Capture._atomic_head, then text()'s cut at max_repr.  Sets *shown* to the
+ * elements the text shows.  NULL with no exception for anything else:
+ * Capture.text decides. */
+static PyObject *
+container_text(Tracer *t, PyObject *value, Py_ssize_t *shown)
+{
+    int is_dict = PyDict_CheckExact(value);
+    Py_ssize_t count;
+    PyObject *text = NULL;
+    if (!(is_dict || PyList_CheckExact(value) || PyTuple_CheckExact(value)))
+        return NULL;
+    count = is_dict ? PyDict_GET_SIZE(value) : Py_SIZE(value);
+    if (t->max_repr < 8)  /* below the --max-repr floor: the marker may not fit */
+        return head_repr_text(t, value, is_dict, count, shown);
+    switch (written_text(t, value, is_dict, count, shown, &text)) {
+    case 2:
+        return head_repr_text(t, value, is_dict, count, shown);
+    case 1:
+        return text;
+    default:
+        return NULL;
+    }
 }
 
 /* capture._mark: (length, leading keys or elements, leading values) of a list
@@ -1746,6 +1998,7 @@ Tracer_dealloc(Tracer *self)
     PyObject_GC_UnTrack(self);
     Tracer_clear(self);
     PyMem_Free(self->scratch.data);
+    PyMem_Free(self->chars.data);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
