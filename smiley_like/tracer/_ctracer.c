@@ -122,6 +122,7 @@ typedef struct {
     PyObject **seen;                  /* per fast local: the object last seen, or IGNORED */
     PyObject **seen_text;             /* per fast local: its text as last recorded */
     PyTypeObject **seen_stable;       /* per fast local: its type, if that type is stable */
+    uint64_t *seen_version;           /* per fast local: see dict_version; 0 if none */
 } FrameTracer;
 
 static int ensure_dicts(FrameTracer *ft);
@@ -660,6 +661,7 @@ frame_tracer_new(Tracer *t, CodeInfo *info, PyCodeObject *code)
     ft->nseen = 0;
     ft->seen = ft->seen_text = NULL;
     ft->seen_stable = NULL;
+    ft->seen_version = NULL;
     PyObject_GC_Track(ft);
     if (!t->trace_locals)
         return ft;
@@ -670,12 +672,14 @@ frame_tracer_new(Tracer *t, CodeInfo *info, PyCodeObject *code)
         return ft;
     }
     n = code->co_nlocalsplus;
-    /* one block: seen, seen_text, seen_stable */
-    ft->seen = PyMem_Calloc((size_t)(n ? 3 * n : 3), sizeof(PyObject *));
-    if (ft->seen == NULL) {
+    /* one block: seen_version, seen, seen_text, seen_stable */
+    ft->seen_version = PyMem_Calloc((size_t)(n ? n : 1),
+                                    sizeof(uint64_t) + 3 * sizeof(PyObject *));
+    if (ft->seen_version == NULL) {
         PyErr_NoMemory();
         goto fail;
     }
+    ft->seen = (PyObject **)(ft->seen_version + (n ? n : 1));
     ft->seen_text = ft->seen + (n ? n : 1);
     ft->seen_stable = (PyTypeObject **)(ft->seen_text + (n ? n : 1));
     ft->nseen = n;
@@ -962,6 +966,23 @@ atomic_text(Tracer *t, PyObject *value)
         return NULL;
     }
     return text;
+}
+
+/* The version tag of an exact dict with a combined table, which CPython
+ * changes at every change of the dict (3.11 to 3.13: deprecated since 3.12,
+ * but still kept); 0 for anything else.  While a dict local keeps the tag
+ * its text and mark were last checked with, it has not changed.  A split
+ * table (an object's __dict__) is left out: 3.13 stores attributes into it
+ * without a new tag. */
+static inline uint64_t
+dict_version(PyObject *value)
+{
+    if (!PyDict_CheckExact(value) || ((PyDictObject *)value)->ma_values != NULL)
+        return 0;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    return ((PyDictObject *)value)->ma_version_tag;
+#pragma GCC diagnostic pop
 }
 
 /* True if the list or dict *value* still has the length and the very same
@@ -1522,6 +1543,7 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
         int kind = (unsigned char)kinds[i];
         PyObject *value, *old, *name, *text;
         Py_ssize_t shown;
+        uint64_t version;
         int stable;
         if (kind & CO_FAST_HIDDEN)
             continue;
@@ -1536,6 +1558,7 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
                 Py_CLEAR(ft->seen[i]);
                 Py_CLEAR(ft->seen_text[i]);
                 ft->seen_stable[i] = NULL;
+                ft->seen_version[i] = 0;
                 if (ft->objs != NULL && (dict_put(ft->objs, name, NULL) < 0
                                          || dict_put(ft->texts, name, NULL) < 0
                                          || dict_put(ft->marks, name, NULL) < 0))
@@ -1549,15 +1572,22 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
             continue;
         if (old == value && Py_TYPE(value) == ft->seen_stable[i])
             continue;
+        if (old == value && ft->seen_version[i] != 0
+                && ft->seen_version[i] == dict_version(value))
+            continue;
         name = PyTuple_GET_ITEM(code->co_localsplusnames, i);
         if (old == value && ft->marks != NULL
                 && (PyList_CheckExact(value) || PyDict_CheckExact(value))) {
             PyObject *mark = PyDict_GetItemWithError(ft->marks, name);
             if (mark == NULL && PyErr_Occurred())
                 return -1;
-            if (same_mark(value, mark))
+            if (same_mark(value, mark)) {
+                ft->seen_version[i] = dict_version(value);  /* same mark until it changes */
                 continue;
+            }
         }
+        /* from here, Capture.update may make the text and the mark */
+        ft->seen_version[i] = version = 0;
         Py_INCREF(value);  /* the update may run code that rebinds the local */
         text = old != value ? atomic_text(t, value) : NULL;
         shown = -1;
@@ -1573,6 +1603,7 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
                 if (PyDict_SetItem(ft->marks, name, mark) < 0)
                     Py_CLEAR(text);
                 Py_DECREF(mark);
+                version = dict_version(value);
             }
         }
         if (text != NULL) {
@@ -1619,6 +1650,7 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
             return -1;
         }
         ft->seen_stable[i] = stable ? Py_TYPE(value) : NULL;
+        ft->seen_version[i] = version;
         Py_XSETREF(ft->seen[i], value);
         if (text != Py_None && add_change(t, name, text, count) < 0) {
             Py_DECREF(text);
@@ -2092,7 +2124,7 @@ FrameTracer_dealloc(FrameTracer *self)
 {
     PyObject_GC_UnTrack(self);
     FrameTracer_clear(self);
-    PyMem_Free(self->seen);  /* seen_text and seen_stable are in the same block */
+    PyMem_Free(self->seen_version);  /* seen, seen_text and seen_stable are in the block */
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
