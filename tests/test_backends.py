@@ -223,6 +223,8 @@ PROGRAMS = {
             for i in range(40):
                 words.append(["it's", 'say "hi"', "back\\\\slash", "tab\\there", "caf\\u00e9",
                               "\\x00\\x7f", "plain", ""][i % 8])
+                word = words[-1]  # a str local: its own repr
+                sized = "z" * (i % 12)  # as long as the text, or longer
                 table[i] = [-2**70, 2**64, -(10**18), 0.1 * i, 1e22, float("nan"), None,
                             True, b"\\x01'", 1j][i % 10]
                 if i % 6 == 0:

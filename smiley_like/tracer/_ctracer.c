@@ -922,6 +922,29 @@ int_text(long long v)
     return text;
 }
 
+/* The ASCII characters that repr() of a str escapes, or that make it choose
+ * other quotes. */
+static const unsigned char not_plain[128] = {
+    [0 ... 0x1f] = 1, ['\''] = 1, ['\\'] = 1, [0x7f] = 1,
+};
+
+/* repr(s) of a compact ASCII str written to out (room for its length + 2),
+ * if it is s in single quotes; its length, or -1. */
+static inline Py_ssize_t
+plain_str_repr(PyObject *s, char *out)
+{
+    const unsigned char *p = (const unsigned char *)PyUnicode_DATA(s);
+    Py_ssize_t i, n = PyUnicode_GET_LENGTH(s);
+    out[0] = '\'';
+    for (i = 0; i < n; i++) {
+        if (not_plain[p[i]])
+            return -1;
+        out[i + 1] = (char)p[i];
+    }
+    out[n + 1] = '\'';
+    return n + 2;
+}
+
 /* Capture.text of a value whose text is plain repr() there (an exact int,
  * float, bool, None, a str of at most max_repr characters, an object with
  * object.__repr__) and fits in max_repr; NULL, with no exception, for
@@ -954,9 +977,18 @@ atomic_text(Tracer *t, PyObject *value)
         if (n >= 0)
             return PyUnicode_FromStringAndSize(out, n);
     }
+    if (PyUnicode_CheckExact(value) && PyUnicode_IS_COMPACT_ASCII(value)) {
+        /* most str: their repr made here, without unicode_repr's two passes */
+        text = PyUnicode_New(PyUnicode_GET_LENGTH(value) + 2, 127);
+        if (text == NULL)
+            return NULL;
+        if (plain_str_repr(value, PyUnicode_DATA(text)) < 0)
+            Py_CLEAR(text);
+    }
+    else
+        text = NULL;
     /* tp_repr itself: PyObject_Repr would run pending signal handlers here */
-    text = Py_TYPE(value)->tp_repr(value);
-    if (text == NULL) {
+    if (text == NULL && (text = Py_TYPE(value)->tp_repr(value)) == NULL) {
         if (PyErr_ExceptionMatches(PyExc_ValueError))
             PyErr_Clear();  /* an int too long to print: Capture.text has words for it */
         return NULL;
@@ -1196,50 +1228,24 @@ typedef struct {
     Py_ssize_t len, cap;
 } HeadText;
 
+/* (The first branch's memcpy is a plain store where n is a constant.) */
 static inline void
 head_put(HeadText *h, const char *s, Py_ssize_t n)
 {
-    if (h->len < h->cap)
-        memcpy(h->data + h->len, s, (size_t)(n < h->cap - h->len ? n : h->cap - h->len));
+    if (h->len + n <= h->cap)
+        memcpy(h->data + h->len, s, (size_t)n);
+    else if (h->len < h->cap)
+        memcpy(h->data + h->len, s, (size_t)(h->cap - h->len));
     h->len += n;
 }
 
-/* True if repr(s) of a compact ASCII str is s in single quotes: printable
- * characters, no quote, no backslash. */
-static int
-plain_ascii(PyObject *s)
-{
-    const unsigned char *p = (const unsigned char *)PyUnicode_DATA(s);
-    Py_ssize_t i, n = PyUnicode_GET_LENGTH(s);
-    for (i = 0; i < n; i++)
-        if (p[i] < 0x20 || p[i] > 0x7e || p[i] == '\'' || p[i] == '\\')
-            return 0;
-    return 1;
-}
-
-/* sys.getsizeof(o) of an atomic value other than an int, or more, without
- * calling __sizeof__ for the common ones; 0 for the others.  Only a sum over the limit needs
- * the real sizes (written_text). */
-static inline size_t
-size_bound(PyObject *o)
-{
-    PyTypeObject *tp = Py_TYPE(o);
-    if (tp == &PyUnicode_Type && PyUnicode_IS_COMPACT_ASCII(o)
-#if PY_VERSION_HEX < 0x030C0000
-            && ((PyASCIIObject *)o)->wstr == NULL  /* else its wchar_t copy counts too */
-#endif
-            )
-        return sizeof(PyASCIIObject) + (size_t)PyUnicode_GET_LENGTH(o) + 1;  /* exact */
-    if (tp == &PyFloat_Type || tp == &PyBool_Type || o == Py_None)  /* 24, 28, 16 */
-        return 40;
-    return 0;
-}
-
 /* One element (a key or a value) of the head: is_atomic's check, its size
- * (or size_bound's) added to *size, its repr appended to h unless h is past
- * its cap already (but a big int's repr is still made: it may refuse, as the
- * head's would).  0; 1 if the head is not ours (not atomic, an int too long
- * to print); 2 if the repr is not ASCII; -1 with an exception. */
+ * added to *size, its repr appended to h unless h is past its cap already
+ * (but a big int's repr is still made: it may refuse, as the head's would).
+ * The common values are sized without calling __sizeof__, ints and floats
+ * and constants by an upper bound (40): only a sum over the limit needs the
+ * real sizes (written_text).  0; 1 if the head is not ours (not atomic, an
+ * int too long to print); 2 if the repr is not ASCII; -1 with an exception. */
 static int
 put_element(HeadText *h, PyObject *o, size_t *size)
 {
@@ -1247,46 +1253,63 @@ put_element(HeadText *h, PyObject *o, size_t *size)
     char digits[32];
     size_t bytes;
     PyObject *r;
-    int n;
-    if (!is_atomic(o))
-        return 1;
+    Py_ssize_t n;
+    if (tp == &PyUnicode_Type) {
+        if (!PyUnicode_IS_COMPACT_ASCII(o)
+#if PY_VERSION_HEX < 0x030C0000
+                || ((PyASCIIObject *)o)->wstr != NULL  /* its wchar_t copy counts too */
+#endif
+                )
+            goto sized;
+        n = PyUnicode_GET_LENGTH(o);
+        *size += sizeof(PyASCIIObject) + (size_t)n + 1;  /* exact */
+        if (h->len >= h->cap)
+            return 0;
+        if (h->len + n + 2 <= h->cap) {  /* written in place */
+            if ((n = plain_str_repr(o, h->data + h->len)) < 0)
+                goto repr;
+            h->len += n;
+            return 0;
+        }
+        goto repr;
+    }
     if (tp == &PyLong_Type) {
         int overflow;
         long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
-        if (!overflow) {
-            *size += 40;  /* at most three 30-bit digits: 36 bytes */
-            if (h->len < h->cap) {
-                char *p = put_digits(v, digits + sizeof(digits));
-                head_put(h, p, digits + sizeof(digits) - p);
-            }
-            return 0;
+        if (overflow)
+            goto sized;
+        *size += 40;  /* at most three 30-bit digits: 36 bytes */
+        if (h->len < h->cap) {
+            char *p = put_digits(v, digits + sizeof(digits));
+            head_put(h, p, digits + sizeof(digits) - p);
         }
-    }
-    if ((bytes = size_bound(o)) == 0 && (bytes = sizeof_atomic(o)) == (size_t)-1
-            && PyErr_Occurred())
-        return -1;
-    *size += bytes;
-    if (tp == &PyLong_Type)
-        goto repr;  /* a big int, even past the cap */
-    if (h->len >= h->cap)
         return 0;
+    }
+    if (tp == &PyFloat_Type) {
+        *size += 40;  /* 24 */
+        if (h->len >= h->cap)
+            return 0;
+        if ((n = fast_float_repr(PyFloat_AS_DOUBLE(o), digits)) < 0)
+            goto repr;
+        head_put(h, digits, n);
+        return 0;
+    }
     if (o == Py_None || o == Py_True || o == Py_False) {
+        *size += 40;  /* 16, 28 */
         if (o == Py_None)
             head_put(h, "None", 4);
         else
             head_put(h, o == Py_True ? "True" : "False", o == Py_True ? 4 : 5);
         return 0;
     }
-    if (tp == &PyFloat_Type && (n = fast_float_repr(PyFloat_AS_DOUBLE(o), digits)) >= 0) {
-        head_put(h, digits, n);
+    if (!is_atomic(o))
+        return 1;
+sized:
+    if ((bytes = sizeof_atomic(o)) == (size_t)-1 && PyErr_Occurred())
+        return -1;
+    *size += bytes;
+    if (tp != &PyLong_Type && h->len >= h->cap)
         return 0;
-    }
-    if (tp == &PyUnicode_Type && PyUnicode_IS_COMPACT_ASCII(o) && plain_ascii(o)) {
-        head_put(h, "'", 1);
-        head_put(h, (const char *)PyUnicode_DATA(o), PyUnicode_GET_LENGTH(o));
-        head_put(h, "'", 1);
-        return 0;
-    }
 repr:
     if ((r = tp->tp_repr(o)) == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_ValueError))
