@@ -57,7 +57,29 @@ def loop(n):
     return total, len(names)
 
 
-WORKLOADS = {"fib": (fib, 18), "loop": (loop, 20000)}
+_NAMES = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
+          "november oscar papa quebec romeo sierra tango uniform victor whiskey xray "
+          "yankee zulu").split()
+_TEXT = [_NAMES[(i * i * 7919 + i) % 9973 % 26] + ("." if i % 13 == 0 else "")
+         for i in range(100000)]
+
+
+def words(n):
+    """count_words of workloads/text.py: locals that are dicts changing at every line."""
+    counts = {}
+    pairs = {}
+    previous = None
+    for raw in _TEXT[:n]:
+        word = raw.strip(".").lower()
+        counts[word] = counts.get(word, 0) + 1
+        if previous is not None:
+            key = f"{previous}->{word}"
+            pairs[key] = pairs.get(key, 0) + 1
+        previous = None if raw.endswith(".") else word
+    return len(counts), len(pairs)
+
+
+WORKLOADS = {"fib": (fib, 18), "loop": (loop, 20000), "words": (words, 5000)}
 # label: (trace_locals, tracer, calls_only)
 MODES = {"python --no-locals": (False, "python", False), "python": (True, "python", False),
          "c --calls-only": (True, "c", True), "c --no-locals": (False, "c", False),

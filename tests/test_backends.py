@@ -227,6 +227,62 @@ PROGRAMS = {
 
         print(len(grow(60)), list(words())[0])
     """,
+    "texts": """
+        def texts():
+            words = []
+            table = {}
+            for i in range(40):
+                words.append(["it's", 'say "hi"', "back\\\\slash", "tab\\there", "caf\\u00e9",
+                              "\\x00\\x7f", "plain", ""][i % 8])
+                word = words[-1]  # a str local: its own repr
+                sized = "z" * (i % 12)  # as long as the text, or longer
+                table[i] = [-2**70, 2**64, -(10**18), 0.1 * i, 1e22, float("nan"), None,
+                            True, b"\\x01'", 1j][i % 10]
+                if i % 6 == 0:
+                    one = (words[-1],)
+                    nested = [words[:2], (i,), {"k": i}]
+                    wide = {f"key{k}": k * i for k in range(20)}
+                    long = list(range(i * 10))
+                    table[0] = i  # same length, a new leading value
+            return len(words), len(table)
+
+        print(texts())
+    """,
+    "dicts": """
+        class Box:
+            pass
+
+        def mutate():
+            d = {"a": 1, "b": 2}
+            d["a"] = 5
+            d["c"] = 3
+            del d["c"]
+            d.pop("b")
+            d.setdefault("z", 9)
+            d.update(a=7)
+            d.popitem()
+            d |= {"m": 1}
+            d.__init__(q=1)
+            d.clear()
+            for i in range(30):  # specialized stores, into the text and past it
+                d[i % 20] = i
+            box = Box()
+            box.x = 1
+            attrs = box.__dict__  # a split table: 3.13 stores into it without a new version
+            for i in range(30):
+                box.x = i
+                box.y = -i
+            wide = Box()
+            for k in range(40):
+                setattr(wide, f"a{k}", k)
+            more = wide.__dict__  # a combined table
+            for i in range(5):
+                wide.a0 = i
+                wide.a39 = i  # past the text: same mark, no change
+            return len(d), len(attrs), len(more)
+
+        print(mutate())
+    """,
     "numbers": """
         def numbers():
             seen = 0
@@ -293,7 +349,7 @@ def test_same_events_with_options(smiley, name, options):
 
 
 @pytest.mark.parametrize("max_repr", ["4", "40"])
-@pytest.mark.parametrize("name", ["numbers", "containers"])
+@pytest.mark.parametrize("name", ["numbers", "containers", "texts", "dicts"])
 def test_same_events_with_short_texts(smiley, name, max_repr):
     same_events(smiley, name, ("--max-repr", max_repr))
 

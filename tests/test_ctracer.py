@@ -1,13 +1,18 @@
-"""The C tracer's own text for floats: exactly repr(), or nothing (then repr() is used)."""
+"""The C tracer's own texts: floats exactly repr() (or nothing: then repr() is used),
+containers exactly Capture.text."""
 
 import random
 import struct
+import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smiley_like.tracer.recorder import _ctracer
+from smiley_like.tracer.capture import Capture
+from smiley_like.tracer.filters import FileFilter
+from smiley_like.tracer.recorder import Recorder, _ctracer
+from smiley_like.wire import codec
 
 pytestmark = pytest.mark.skipif(_ctracer is None, reason="the C tracer is not built")
 
@@ -78,3 +83,108 @@ def test_event_times_are_the_monotonic_clock(smiley):
 def test_tsc_clock_can_be_switched_off():
     assert _ctracer.tsc_clock(False) is False
     assert _ctracer.tsc_clock(True) in (True, False)  # True where the kernel's clock is the TSC
+
+
+class _Publisher:
+    """What the trace function touches of the publisher, without its thread."""
+
+    def __init__(self):
+        self.buffer, self.packed, self.defs = [], None, []
+        self.max_buffered = sys.maxsize
+        self.thread_idents = set()
+
+    def wait_for_room(self):
+        pass
+
+
+def _assign(values):
+    for local in values:  # noqa: B007 - the tracer records each value of local
+        pass
+
+
+def _recorded_texts(values, max_repr):
+    """The texts the C tracer records for a local bound to each value in turn."""
+    publisher = _Publisher()
+    recorder = Recorder(FileFilter(), Capture(max_repr=max_repr), publisher, tracer="c")
+    recorder._active = True
+    tracer = recorder._make_tracer(0)
+    recorder._install(tracer)
+    try:
+        _assign(values)
+    finally:
+        recorder._install(None)
+    _, data = publisher.packed.take()
+    return [event[4]["local"] for event in codec.unpack(data)
+            if event[0] == 1 and event[4] and "local" in event[4]]
+
+
+def _element(rnd):
+    kind = rnd.randrange(13)
+    if kind == 0:
+        return rnd.randrange(-10**6, 10**6)
+    if kind == 1:
+        return rnd.choice([2**63 - 1, -2**63, 2**63, -2**64, 10**30, -10**50, 0, -1])
+    if kind == 2:
+        return rnd.uniform(-1e6, 1e6) * rnd.choice([1, 1e-5, 1e10, 1e20])
+    if kind == 3:
+        return rnd.choice([True, False, None, float("inf"), float("nan"), -0.0, 1e16, 3.0])
+    if kind == 4:
+        return "".join(rnd.choice("abcxyz ->.") for _ in range(rnd.randrange(12)))
+    if kind == 5:  # quotes, backslashes, control characters, non-ASCII
+        return "".join(rnd.choice("ab'\"\\\n\t\x00\x7f\xe9\u20ac\U0001f600 ")
+                       for _ in range(rnd.randrange(6)))
+    if kind == 6:
+        return "w" * rnd.randrange(60, 400)
+    if kind == 7:
+        return bytes(rnd.randrange(256) for _ in range(rnd.randrange(6)))
+    if kind == 8:
+        return complex(rnd.random(), -rnd.random())
+    if kind == 9:  # not atomic: Capture.update decides
+        return rnd.choice([[1, 2], (3,), {"a": 1}])
+    if kind == 10:  # more digits than repr() may print, with a low int_max_str_digits
+        return 7 ** rnd.randrange(100, 3000)
+    return rnd.randrange(100)
+
+
+def _container(rnd):
+    n = rnd.choice([0, 1, 2, 5, 15, 16, 17, 20, 40, 70, 100, 300])
+    mode = rnd.randrange(3)
+
+    def element():
+        if mode == 0:
+            return rnd.randrange(-1000, 10**6)
+        if mode == 1:
+            return "".join(rnd.choice("abcdefgh") for _ in range(rnd.randrange(1, 15)))
+        return _element(rnd)
+
+    shape = rnd.randrange(3)
+    if shape == 0:
+        return [element() for _ in range(n)]
+    if shape == 1:
+        return tuple(element() for _ in range(n))
+    table = {}
+    for _ in range(n):
+        try:
+            table[element()] = element()
+        except TypeError:  # an unhashable key
+            pass
+    return table
+
+
+@pytest.mark.parametrize("max_repr", [8, 9, 12, 20, 40, 57, 80, 200, 1000])
+def test_container_texts_are_capture_texts(max_repr):
+    """Lists, tuples and dicts of every atomic kind, short and long, for every cut."""
+    rnd = random.Random(max_repr)
+    values = [_container(rnd) for _ in range(600)]
+    digits = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(1000)
+    try:
+        capture = Capture(max_repr=max_repr)
+        expected = []
+        for value in values:
+            text = capture.text(value)
+            if not expected or expected[-1] != text:  # the same text again is no change
+                expected.append(text)
+        assert _recorded_texts(values, max_repr) == expected
+    finally:
+        sys.set_int_max_str_digits(digits)

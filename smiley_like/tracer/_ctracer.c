@@ -104,6 +104,7 @@ typedef struct {
     Py_ssize_t mark_elements; /* Capture._mark_elements: max_repr // 3 + 2 */
     unsigned char normal_exit[256];
     Bytes scratch;            /* the changes of the event being made, packed */
+    Bytes chars;              /* container_text's text, as it is written */
     Py_ssize_t nchanges;      /* and their number */
     CodeInfo *table;          /* open addressing, keyed by code object address */
     Py_ssize_t table_size;    /* a power of two */
@@ -123,6 +124,7 @@ typedef struct {
     PyObject **seen;                  /* per fast local: the object last seen, or IGNORED */
     PyObject **seen_text;             /* per fast local: its text as last recorded */
     PyTypeObject **seen_stable;       /* per fast local: its type, if that type is stable */
+    uint64_t *seen_version;           /* per fast local: see dict_version; 0 if none */
 } FrameTracer;
 
 static int ensure_dicts(FrameTracer *ft);
@@ -771,6 +773,7 @@ frame_tracer_new(Tracer *t, CodeInfo *info, PyCodeObject *code)
     ft->nseen = 0;
     ft->seen = ft->seen_text = NULL;
     ft->seen_stable = NULL;
+    ft->seen_version = NULL;
     PyObject_GC_Track(ft);
     if (!t->trace_locals)
         return ft;
@@ -782,19 +785,21 @@ frame_tracer_new(Tracer *t, CodeInfo *info, PyCodeObject *code)
     }
     n = code->co_nlocalsplus;
     m = n ? n : 1;
-    /* one block: seen, seen_text, seen_stable */
+    /* one block: seen_version, seen, seen_text, seen_stable */
     if (ft->block_size < m) {
         PyMem_Free(ft->block);
         ft->block_size = 0;
-        if ((ft->block = PyMem_Calloc((size_t)(3 * m), sizeof(PyObject *))) == NULL) {
+        if ((ft->block = PyMem_Calloc((size_t)m, sizeof(uint64_t) + 3 * sizeof(PyObject *)))
+                == NULL) {
             PyErr_NoMemory();
             goto fail;
         }
         ft->block_size = m;
     }
     else
-        memset(ft->block, 0, (size_t)(3 * m) * sizeof(PyObject *));
-    ft->seen = ft->block;
+        memset(ft->block, 0, (size_t)m * (sizeof(uint64_t) + 3 * sizeof(PyObject *)));
+    ft->seen_version = ft->block;
+    ft->seen = (PyObject **)(ft->seen_version + m);
     ft->seen_text = ft->seen + m;
     ft->seen_stable = (PyTypeObject **)(ft->seen_text + m);
     ft->nseen = n;
@@ -1002,23 +1007,32 @@ float_text(PyObject *module, PyObject *value)
 #define INT_TEXTS 1024
 static struct { long long value; PyObject *text; } int_texts[INT_TEXTS];
 
-/* repr() of an int that fits in a long long: digits written here, or taken
- * from the cache. */
-static PyObject *
-int_text(long long v)
+/* repr(v), written backwards to end (at most 20 characters); where it starts. */
+static inline char *
+put_digits(long long v, char *end)
 {
-    char digits[24], *end = digits + sizeof(digits), *p = end;
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    size_t slot = (size_t)(((unsigned long long)v * 0x9E3779B97F4A7C15ULL) >> 54);
-    PyObject *text = int_texts[slot].text;
-    if (text != NULL && int_texts[slot].value == v)
-        return Py_NewRef(text);
+    char *p = end;
     do {
         *--p = (char)('0' + u % 10);
         u /= 10;
     } while (u);
     if (v < 0)
         *--p = '-';
+    return p;
+}
+
+/* repr() of an int that fits in a long long: digits written here, or taken
+ * from the cache. */
+static PyObject *
+int_text(long long v)
+{
+    char digits[24], *end = digits + sizeof(digits), *p;
+    size_t slot = (size_t)(((unsigned long long)v * 0x9E3779B97F4A7C15ULL) >> 54);
+    PyObject *text = int_texts[slot].text;
+    if (text != NULL && int_texts[slot].value == v)
+        return Py_NewRef(text);
+    p = put_digits(v, end);
     text = PyUnicode_New(end - p, 127);
     if (text == NULL)
         return NULL;
@@ -1070,6 +1084,29 @@ default_repr_text(PyObject *value)
     return text;
 }
 
+/* The ASCII characters that repr() of a str escapes, or that make it choose
+ * other quotes. */
+static const unsigned char not_plain[128] = {
+    [0 ... 0x1f] = 1, ['\''] = 1, ['\\'] = 1, [0x7f] = 1,
+};
+
+/* repr(s) of a compact ASCII str written to out (room for its length + 2),
+ * if it is s in single quotes; its length, or -1. */
+static inline Py_ssize_t
+plain_str_repr(PyObject *s, char *out)
+{
+    const unsigned char *p = (const unsigned char *)PyUnicode_DATA(s);
+    Py_ssize_t i, n = PyUnicode_GET_LENGTH(s);
+    out[0] = '\'';
+    for (i = 0; i < n; i++) {
+        if (not_plain[p[i]])
+            return -1;
+        out[i + 1] = (char)p[i];
+    }
+    out[n + 1] = '\'';
+    return n + 2;
+}
+
 /* Capture.text of a value whose text is plain repr() there (an exact int,
  * float, bool, None, a str of at most max_repr characters, an object with
  * object.__repr__) and fits in max_repr; NULL, with no exception, for
@@ -1102,8 +1139,20 @@ atomic_text(Tracer *t, PyObject *value)
         if (n >= 0)
             return PyUnicode_FromStringAndSize(out, n);
     }
+    if (PyUnicode_CheckExact(value) && PyUnicode_IS_COMPACT_ASCII(value)) {
+        /* most str: their repr made here, without unicode_repr's two passes */
+        text = PyUnicode_New(PyUnicode_GET_LENGTH(value) + 2, 127);
+        if (text == NULL)
+            return NULL;
+        if (plain_str_repr(value, PyUnicode_DATA(text)) < 0)
+            Py_CLEAR(text);
+    }
+    else
+        text = NULL;
     /* tp_repr itself: PyObject_Repr would run pending signal handlers here */
-    text = has_default_repr(value) ? default_repr_text(value) : Py_TYPE(value)->tp_repr(value);
+    if (text == NULL)
+        text = has_default_repr(value) ? default_repr_text(value)
+            : Py_TYPE(value)->tp_repr(value);
     if (text == NULL) {
         if (PyErr_ExceptionMatches(PyExc_ValueError))
             PyErr_Clear();  /* an int too long to print: Capture.text has words for it */
@@ -1114,6 +1163,23 @@ atomic_text(Tracer *t, PyObject *value)
         return NULL;
     }
     return text;
+}
+
+/* The version tag of an exact dict with a combined table, which CPython
+ * changes at every change of the dict (3.11 to 3.13: deprecated since 3.12,
+ * but still kept); 0 for anything else.  While a dict local keeps the tag
+ * its text and mark were last checked with, it has not changed.  A split
+ * table (an object's __dict__) is left out: 3.13 stores attributes into it
+ * without a new tag. */
+static inline uint64_t
+dict_version(PyObject *value)
+{
+    if (!PyDict_CheckExact(value) || ((PyDictObject *)value)->ma_values != NULL)
+        return 0;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    return ((PyDictObject *)value)->ma_version_tag;
+#pragma GCC diagnostic pop
 }
 
 /* True if the list or dict *value* still has the length and the very same
@@ -1230,19 +1296,13 @@ head_of(PyObject *value, Py_ssize_t take)
     return head;
 }
 
-/* Capture.text of an exact list, tuple or dict whose head is atomic values:
- * Capture._atomic_head, step for step, then text()'s cut at max_repr.  Sets
- * *shown* to the elements the text shows.  NULL with no exception for
- * anything else: Capture.text decides. */
+/* container_text by Capture._atomic_head's own steps: a head object, its
+ * repr(), then text()'s cut at max_repr. */
 static PyObject *
-container_text(Tracer *t, PyObject *value, Py_ssize_t *shown)
+head_repr_text(Tracer *t, PyObject *value, int is_dict, Py_ssize_t count, Py_ssize_t *shown)
 {
-    int is_dict = PyDict_CheckExact(value);
-    Py_ssize_t count, take = 16, n = 0, len = 0, i, pos;
+    Py_ssize_t take = 16, n = 0, len = 0, i, pos;
     PyObject *head = NULL, *text = NULL, *key, *item, *marker, *cut;
-    if (!(is_dict || PyList_CheckExact(value) || PyTuple_CheckExact(value)))
-        return NULL;
-    count = is_dict ? PyDict_GET_SIZE(value) : Py_SIZE(value);
     while (1) {
         size_t size = 0;
         head = count <= take ? Py_NewRef(value) : head_of(value, take);
@@ -1316,6 +1376,245 @@ fail:
 fail_text:
     Py_XDECREF(text);
     return NULL;
+}
+
+/* -- the same text, written in C ------------------------------------------
+ *
+ * A head object and its repr() cost tens of thousands of instructions per
+ * text, on programs whose locals are growing lists and dicts.  The head's
+ * elements are written here straight into a char buffer instead, without the
+ * head, and writing stops once the text is past max_repr: from then on only
+ * the element count and the closing bracket show. */
+
+/* The head's text as it is written: its first cap characters are kept, len
+ * counts them all. */
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+} HeadText;
+
+/* (The first branch's memcpy is a plain store where n is a constant.) */
+static inline void
+head_put(HeadText *h, const char *s, Py_ssize_t n)
+{
+    if (h->len + n <= h->cap)
+        memcpy(h->data + h->len, s, (size_t)n);
+    else if (h->len < h->cap)
+        memcpy(h->data + h->len, s, (size_t)(h->cap - h->len));
+    h->len += n;
+}
+
+/* One element (a key or a value) of the head: is_atomic's check, its size
+ * added to *size, its repr appended to h unless h is past its cap already
+ * (but a big int's repr is still made: it may refuse, as the head's would).
+ * The common values are sized without calling __sizeof__, ints and floats
+ * and constants by an upper bound (40): only a sum over the limit needs the
+ * real sizes (written_text).  0; 1 if the head is not ours (not atomic, an
+ * int too long to print); 2 if the repr is not ASCII; -1 with an exception. */
+static int
+put_element(HeadText *h, PyObject *o, size_t *size)
+{
+    PyTypeObject *tp = Py_TYPE(o);
+    char digits[32];
+    size_t bytes;
+    PyObject *r;
+    Py_ssize_t n;
+    if (tp == &PyUnicode_Type) {
+        if (!PyUnicode_IS_COMPACT_ASCII(o)
+#if PY_VERSION_HEX < 0x030C0000
+                || ((PyASCIIObject *)o)->wstr != NULL  /* its wchar_t copy counts too */
+#endif
+                )
+            goto sized;
+        n = PyUnicode_GET_LENGTH(o);
+        *size += sizeof(PyASCIIObject) + (size_t)n + 1;  /* exact */
+        if (h->len >= h->cap)
+            return 0;
+        if (h->len + n + 2 <= h->cap) {  /* written in place */
+            if ((n = plain_str_repr(o, h->data + h->len)) < 0)
+                goto repr;
+            h->len += n;
+            return 0;
+        }
+        goto repr;
+    }
+    if (tp == &PyLong_Type) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (overflow)
+            goto sized;
+        *size += 40;  /* at most three 30-bit digits: 36 bytes */
+        if (h->len < h->cap) {
+            char *p = put_digits(v, digits + sizeof(digits));
+            head_put(h, p, digits + sizeof(digits) - p);
+        }
+        return 0;
+    }
+    if (tp == &PyFloat_Type) {
+        *size += 40;  /* 24 */
+        if (h->len >= h->cap)
+            return 0;
+        if ((n = fast_float_repr(PyFloat_AS_DOUBLE(o), digits)) < 0)
+            goto repr;
+        head_put(h, digits, n);
+        return 0;
+    }
+    if (o == Py_None || o == Py_True || o == Py_False) {
+        *size += 40;  /* 16, 28 */
+        if (o == Py_None)
+            head_put(h, "None", 4);
+        else
+            head_put(h, o == Py_True ? "True" : "False", o == Py_True ? 4 : 5);
+        return 0;
+    }
+    if (!is_atomic(o))
+        return 1;
+sized:
+    if ((bytes = sizeof_atomic(o)) == (size_t)-1 && PyErr_Occurred())
+        return -1;
+    *size += bytes;
+    if (tp != &PyLong_Type && h->len >= h->cap)
+        return 0;
+repr:
+    if ((r = tp->tp_repr(o)) == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_ValueError))
+            return -1;
+        PyErr_Clear();  /* an int with more digits than Python will print */
+        return 1;
+    }
+    if (!PyUnicode_IS_ASCII(r)) {
+        Py_DECREF(r);
+        return 2;
+    }
+    if (h->len < h->cap)
+        head_put(h, (const char *)PyUnicode_DATA(r), PyUnicode_GET_LENGTH(r));
+    Py_DECREF(r);
+    return 0;
+}
+
+/* sys.getsizeof summed over the first n elements (keys and values) of value. */
+static size_t
+head_size(PyObject *value, int is_dict, Py_ssize_t n)
+{
+    PyObject *key, *item;
+    Py_ssize_t i, pos = 0;
+    size_t size = 0;
+    for (i = 0; i < n; i++) {
+        if (is_dict) {
+            if (!PyDict_Next(value, &pos, &key, &item))
+                break;
+            size += sizeof_atomic(key) + sizeof_atomic(item);
+        }
+        else
+            size += sizeof_atomic(PySequence_Fast_ITEMS(value)[i]);
+    }
+    return size;
+}
+
+/* head_repr_text's text, written here: 1 with *text set; 0 if the head is
+ * not ours; 2 if an element's repr is not ASCII (head_repr_text makes that
+ * text); -1 with an exception. */
+static int
+written_text(Tracer *t, PyObject *value, int is_dict, Py_ssize_t count, Py_ssize_t *shown,
+             PyObject **text)
+{
+    int is_tuple = PyTuple_CheckExact(value), r;
+    char opening = is_dict ? '{' : is_tuple ? '(' : '[';
+    char closing = is_dict ? '}' : is_tuple ? ')' : ']';
+    Py_ssize_t max_repr = t->max_repr, take = 16, n = 0, pos = 0, len, end;
+    size_t size = 0;
+    HeadText h;
+    if (reserve(&t->chars, max_repr + 64) < 0)  /* the text, then room for the marker */
+        return -1;
+    h.data = t->chars.data;
+    h.cap = max_repr + 1;
+    h.len = 0;
+    head_put(&h, &opening, 1);
+    while (1) {
+        /* the head grows from n to end elements; its text goes on */
+        for (end = count < take ? count : take; n < end; n++) {
+            if (n)
+                head_put(&h, ", ", 2);
+            if (is_dict) {
+                PyObject *key, *item;
+                if (!PyDict_Next(value, &pos, &key, &item))
+                    return 0;  /* cannot happen: no code of the program runs here */
+                r = put_element(&h, key, &size);
+                if (r == 0) {
+                    head_put(&h, ": ", 2);
+                    r = put_element(&h, item, &size);
+                }
+            }
+            else
+                r = put_element(&h, PySequence_Fast_ITEMS(value)[n], &size);
+            if (r == 1)
+                return 0;
+            if (r != 0)
+                return r;
+        }
+        if (size > (size_t)(128 * n + 4 * max_repr)) {
+            size = head_size(value, is_dict, n);
+            if (PyErr_Occurred())
+                return -1;
+            if (size > (size_t)(128 * n + 4 * max_repr))  /* a huge string or int inside */
+                return 0;
+        }
+        len = h.len + 1 + (is_tuple && n == 1);  /* with the closing bracket */
+        if (len >= max_repr || count <= take || take > 16)
+            break;
+        take = (Py_ssize_t)((double)(max_repr * take) / (double)(len > 1 ? len : 1)) + 2;
+    }
+    if (is_tuple && n == 1)
+        head_put(&h, ",", 1);
+    head_put(&h, &closing, 1);
+    *shown = n;
+    len = h.len;
+    if (count > n || len > max_repr) {
+        /* the first keep characters, then "... (N items)" and the closing bracket */
+        char marker[48], *start = put_digits(count, marker + 24) - 5;
+        Py_ssize_t keep, m;
+        memcpy(start, "... (", 5);
+        memcpy(marker + 24, " items)", 7);
+        marker[31] = closing;
+        m = marker + 32 - start;
+        keep = max_repr - m > 1 ? max_repr - m : 1;
+        len = keep < len ? keep : len;
+        memcpy(h.data + len, start, (size_t)m);
+        len += m;
+        if (len > max_repr) {
+            memcpy(h.data + max_repr - 3, "...", 3);
+            len = max_repr;
+        }
+    }
+    if ((*text = PyUnicode_New(len, 127)) == NULL)
+        return -1;
+    memcpy(PyUnicode_DATA(*text), h.data, (size_t)len);
+    return 1;
+}
+
+/* Capture.text of an exact list, tuple or dict whose head is atomic values:
+ * Capture._atomic_head, then text()'s cut at max_repr.  Sets *shown* to the
+ * elements the text shows.  NULL with no exception for anything else:
+ * Capture.text decides. */
+static PyObject *
+container_text(Tracer *t, PyObject *value, Py_ssize_t *shown)
+{
+    int is_dict = PyDict_CheckExact(value);
+    Py_ssize_t count;
+    PyObject *text = NULL;
+    if (!(is_dict || PyList_CheckExact(value) || PyTuple_CheckExact(value)))
+        return NULL;
+    count = is_dict ? PyDict_GET_SIZE(value) : Py_SIZE(value);
+    if (t->max_repr < 8)  /* below the --max-repr floor: the marker may not fit */
+        return head_repr_text(t, value, is_dict, count, shown);
+    switch (written_text(t, value, is_dict, count, shown, &text)) {
+    case 2:
+        return head_repr_text(t, value, is_dict, count, shown);
+    case 1:
+        return text;
+    default:
+        return NULL;
+    }
 }
 
 /* capture._mark: (length, leading keys or elements, leading values) of a list
@@ -1432,6 +1731,7 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
         int kind = (unsigned char)kinds[i];
         PyObject *value, *old, *name, *text;
         Py_ssize_t shown;
+        uint64_t version;
         int stable;
         if (kind & CO_FAST_HIDDEN)
             continue;
@@ -1446,6 +1746,7 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
                 Py_CLEAR(ft->seen[i]);
                 Py_CLEAR(ft->seen_text[i]);
                 ft->seen_stable[i] = NULL;
+                ft->seen_version[i] = 0;
                 if (ft->objs != NULL && (dict_put(ft->objs, name, NULL) < 0
                                          || dict_put(ft->texts, name, NULL) < 0
                                          || dict_put(ft->marks, name, NULL) < 0))
@@ -1459,15 +1760,22 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
             continue;
         if (old == value && Py_TYPE(value) == ft->seen_stable[i])
             continue;
+        if (old == value && ft->seen_version[i] != 0
+                && ft->seen_version[i] == dict_version(value))
+            continue;
         name = PyTuple_GET_ITEM(code->co_localsplusnames, i);
         if (old == value && ft->marks != NULL
                 && (PyList_CheckExact(value) || PyDict_CheckExact(value))) {
             PyObject *mark = PyDict_GetItemWithError(ft->marks, name);
             if (mark == NULL && PyErr_Occurred())
                 return -1;
-            if (same_mark(value, mark))
+            if (same_mark(value, mark)) {
+                ft->seen_version[i] = dict_version(value);  /* same mark until it changes */
                 continue;
+            }
         }
+        /* from here, Capture.update may make the text and the mark */
+        ft->seen_version[i] = version = 0;
         Py_INCREF(value);  /* the update may run code that rebinds the local */
         text = old != value ? atomic_text(t, value) : NULL;
         shown = -1;
@@ -1483,6 +1791,7 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
                 if (PyDict_SetItem(ft->marks, name, mark) < 0)
                     Py_CLEAR(text);
                 Py_DECREF(mark);
+                version = dict_version(value);
             }
         }
         if (text != NULL) {
@@ -1529,6 +1838,7 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
             return -1;
         }
         ft->seen_stable[i] = stable ? Py_TYPE(value) : NULL;
+        ft->seen_version[i] = version;
         Py_XSETREF(ft->seen[i], value);
         if (text != Py_None && add_change(t, name, text, count) < 0) {
             Py_DECREF(text);
@@ -1908,6 +2218,7 @@ Tracer_dealloc(Tracer *self)
     PyObject_GC_UnTrack(self);
     Tracer_clear(self);
     PyMem_Free(self->scratch.data);
+    PyMem_Free(self->chars.data);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
