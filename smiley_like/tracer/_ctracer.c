@@ -133,7 +133,11 @@ static PyTypeObject TracerType;
 static PyTypeObject FrameTracerType;
 /* Non-zero while this thread runs our event handling: a signal handler that
  * runs then is in our code, though the frame it is given is the program's. */
-static _Thread_local int inside_tracer;
+static _Thread_local int inside_tracer
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((tls_model("initial-exec")))  /* no __tls_get_addr call per event */
+#endif
+    ;
 static PyObject *str_qualname;
 static PyObject *str_dots;
 
@@ -386,6 +390,52 @@ pack_str(Bytes *b, PyObject *text)
     return err;
 }
 
+static int pack_obj(Bytes *b, PyObject *o, int depth);
+
+/* The value of an int of one internal digit (|v| < 2**30), read straight from
+ * the object: most ints a program holds.  0 for any other int. */
+static inline int
+small_int(PyObject *o, long long *v)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    if (!_PyLong_IsCompact((PyLongObject *)o))
+        return 0;
+    *v = (long long)_PyLong_CompactValue((PyLongObject *)o);
+#else
+    Py_ssize_t size = Py_SIZE(o);
+    if (size < -1 || size > 1)
+        return 0;
+    *v = size * (long long)((PyLongObject *)o)->ob_digit[0];
+#endif
+    return 1;
+}
+
+/* pack_obj for what events hold most: None, short ASCII text (names and
+ * texts), small ints (code ids); inline, without pack_obj's recursion. */
+static inline int
+pack_value(Bytes *b, PyObject *o)
+{
+    if (o == Py_None) {
+        if (reserve(b, 1) < 0)
+            return -1;
+        PUT(b, 0xc0);
+        return 0;
+    }
+    if (PyUnicode_CheckExact(o) && PyUnicode_IS_COMPACT_ASCII(o)
+            && PyUnicode_GET_LENGTH(o) < 32) {
+        Py_ssize_t n = PyUnicode_GET_LENGTH(o);
+        char *p;
+        if (reserve(b, 32) < 0)
+            return -1;
+        p = b->data + b->len;
+        *p = (char)(0xa0 | n);
+        memcpy(p + 1, PyUnicode_DATA(o), (size_t)n);
+        b->len += n + 1;
+        return 0;
+    }
+    return pack_obj(b, o, 0);
+}
+
 /* What codec.pack writes for the values events hold (None, bools, ints, floats,
  * str, bytes, lists, tuples, dicts).  No Python code runs here, so an event is
  * written whole while this thread holds the GIL. */
@@ -406,7 +456,10 @@ pack_obj(Bytes *b, PyObject *o, int depth)
         return pack_str(b, o);
     if (PyLong_Check(o)) {
         int overflow;
-        long long d = PyLong_AsLongLongAndOverflow(o, &overflow);
+        long long d;
+        if (small_int(o, &d))
+            return pack_int(b, d);
+        d = PyLong_AsLongLongAndOverflow(o, &overflow);
         if (d == -1 && PyErr_Occurred())
             return -1;
         if (overflow > 0) {
@@ -559,10 +612,19 @@ begin_event(Tracer *t, int kind, int fields, PyFrameObject *frame)
     t->event_start = b->len;
     if (reserve(b, 2 + 3 * 9) < 0)  /* room for all of it, checked once */
         return -1;
+    long long now = now_ns();
     PUT(b, 0x90 | fields);
     PUT(b, kind);
-    put_int(b, t->thread_no_c);
-    put_int(b, now_ns());
+    if (t->thread_no_c >= 0 && t->thread_no_c < 128)
+        PUT(b, t->thread_no_c);
+    else
+        put_int(b, t->thread_no_c);
+    if (now >= (1LL << 32)) {  /* the clock, after the first 4.3 s of uptime */
+        PUT(b, 0xcf);
+        put_be(b, (uint64_t)now, 8);
+    }
+    else
+        put_int(b, now);
     if (line < 0)
         PUT(b, 0xc0);  /* frame.f_lineno is None there too */
     else
@@ -607,7 +669,7 @@ emit(Tracer *t, PyFrameObject *frame, int kind, PyObject **rest, int n)
             memcpy(b->data + b->len, t->scratch.data, (size_t)t->scratch.len);
             b->len += t->scratch.len;
         }
-        else if (pack_obj(&t->out->b, rest[i], 0) < 0)
+        else if (pack_value(&t->out->b, rest[i]) < 0)
             goto fail;
     }
     return end_event(t);
@@ -1121,8 +1183,10 @@ atomic_text(Tracer *t, PyObject *value)
           || has_default_repr(value)))
         return NULL;
     if (PyLong_CheckExact(value)) {
-        int overflow;
-        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+        int overflow = 0;
+        long long v;
+        if (!small_int(value, &v))
+            v = PyLong_AsLongLongAndOverflow(value, &overflow);
         if (!overflow && !(v == -1 && PyErr_Occurred())) {
             text = int_text(v);
             if (text != NULL && PyUnicode_GET_LENGTH(text) > t->max_repr)
@@ -1673,10 +1737,10 @@ static int
 add_change(Tracer *t, PyObject *name, PyObject *text, Py_ssize_t *count)
 {
     (*count)++;
-    if (pack_obj(&t->scratch, name, 0) < 0)
+    if (pack_value(&t->scratch, name) < 0)
         return -1;
     if (text != NULL)
-        return pack_obj(&t->scratch, text, 0);
+        return pack_value(&t->scratch, text);
     if (reserve(&t->scratch, 1) < 0)
         return -1;
     PUT(&t->scratch, 0xc0);
