@@ -664,7 +664,11 @@ emit(Tracer *t, PyFrameObject *frame, int kind, PyObject **rest, int n)
         if (rest[i] == CHANGES) {
             /* the map of changes frame_changes wrote to the scratch buffer */
             Bytes *b = &t->out->b;
-            if (pack_map_header(b, t->nchanges) < 0 || reserve(b, t->scratch.len) < 0)
+            if (reserve(b, t->scratch.len + 5) < 0)
+                goto fail;
+            if (t->nchanges < 16)
+                PUT(b, 0x80 | t->nchanges);  /* a fixmap: almost always */
+            else if (pack_map_header(b, t->nchanges) < 0)
                 goto fail;
             memcpy(b->data + b->len, t->scratch.data, (size_t)t->scratch.len);
             b->len += t->scratch.len;
