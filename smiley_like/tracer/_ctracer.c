@@ -80,6 +80,7 @@ typedef struct {
     long long thread_no_c;
     EventBuffer *out;         /* shared by the tracers of every thread */
     Py_ssize_t event_start;   /* where the event being written starts in out */
+    uint64_t stamp;           /* take_stamp() as the event being handled began */
     Py_ssize_t limit;
     PyObject *wait_for_room;
     PyObject *codes;          /* dict: code -> id or None (Recorder._codes) */
@@ -180,14 +181,29 @@ monotonic_ns(void)
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static inline long long
-now_ns(void)
+/* The TSC now, or 0 where times come from clock_gettime.  Taken as an event
+ * begins and turned into a time only when it is written, so that the
+ * reading's latency (20 ns here) is spent while other work goes on. */
+static inline uint64_t
+take_stamp(void)
 {
 #ifdef HAVE_TSC
-    if (tsc_clock.mult) {
-        uint64_t ticks = __rdtsc() - tsc_clock.tsc0;
-        long long t = tsc_clock.ns0
-            + (long long)(((unsigned __int128)ticks * tsc_clock.mult) >> 32);
+    if (tsc_clock.mult)
+        return __rdtsc();
+#endif
+    return 0;
+}
+
+/* The time of an event whose stamp is *stamp*. */
+static inline long long
+event_ns(uint64_t stamp)
+{
+#ifdef HAVE_TSC
+    if (stamp && tsc_clock.mult) {
+        long long t = tsc_clock.ns0;
+        if (stamp > tsc_clock.tsc0)  /* else anchored since (another thread, meanwhile) */
+            t += (long long)(((unsigned __int128)(stamp - tsc_clock.tsc0) * tsc_clock.mult)
+                             >> 32);
         if (t < tsc_clock.last)
             t = tsc_clock.last;  /* a new anchor a little behind the old rate */
         return tsc_clock.last = t;
@@ -612,7 +628,7 @@ begin_event(Tracer *t, int kind, int fields, PyFrameObject *frame)
     t->event_start = b->len;
     if (reserve(b, 2 + 3 * 9) < 0)  /* room for all of it, checked once */
         return -1;
-    long long now = now_ns();
+    long long now = event_ns(t->stamp);
     PUT(b, 0x90 | fields);
     PUT(b, kind);
     if (t->thread_no_c >= 0 && t->thread_no_c < 128)
@@ -1928,6 +1944,7 @@ handle_call(Tracer *t, PyFrameObject *frame)
 {
     FrameTracer *ft;
     inside_tracer++;
+    t->stamp = take_stamp();
     ft = handle_call_inner(t, frame);
     inside_tracer--;
     return ft;
@@ -2000,6 +2017,7 @@ handle_local(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *arg)
 {
     int result;
     inside_tracer++;
+    ft->tracer->stamp = take_stamp();
     result = handle_local_inner(ft, frame, what, arg);
     inside_tracer--;
     return result;
