@@ -1933,6 +1933,27 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
     return 0;
 }
 
+/* True if every fast local is still the object it was, of a type whose text
+ * cannot change: most line events, checked without frame_changes' setup.
+ * Anything else (a cell, an ignored name, a list or dict) is for
+ * frame_changes to look at. */
+static inline int
+unchanged(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code)
+{
+    PyObject **locals = frame->f_frame->localsplus;
+    Py_ssize_t i, n;
+    if (!(code->co_flags & CO_OPTIMIZED) || ft->seen == NULL
+            || code->co_nlocalsplus != ft->nseen)
+        return 0;  /* module and class bodies: frame_changes knows them */
+    n = ft->nseen;
+    for (i = 0; i < n; i++) {
+        PyObject *value = locals[i];
+        if (value != ft->seen[i] || (value != NULL && Py_TYPE(value) != ft->seen_stable[i]))
+            return 0;
+    }
+    return 1;
+}
+
 /* -- events ---------------------------------------------------------------- */
 
 /* A 'call' event.  Returns a new FrameTracer for the frame, or NULL: with an
@@ -2036,7 +2057,9 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
     code = PyFrame_GetCode(frame);
     if (what == PyTrace_LINE || what == PyTrace_RETURN) {
         changed = Py_None;
-        if (t->trace_locals && !(what == PyTrace_RETURN && t->calls_only)) {
+        t->nchanges = 0;
+        if (t->trace_locals && !(what == PyTrace_RETURN && t->calls_only)
+                && !unchanged(ft, frame, code)) {
             if (frame_changes(ft, frame, code, &t->nchanges) < 0)
                 goto error;
             if (t->nchanges)
