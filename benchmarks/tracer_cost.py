@@ -134,8 +134,12 @@ def measure(name, repeat):
     print(f"\n{name}({argument}): {events:,} events (fewer with --calls-only)")
     print(f"  {'mode':18} {'ns/event':>9} {'x untraced':>11} {'x no-op':>8}")
     for label, seconds in best.items():
-        print(f"  {label:18} {seconds / counts.get(label, events) * 1e9:9.0f}"
-              f" {seconds / best['untraced']:11.1f} {seconds / best['no-op tracer']:8.1f}")
+        recorded = counts.get(label, events)
+        # A workload of one call records a handful of events with --calls-only:
+        # a time per event means nothing there.
+        per_event = f"{seconds / recorded * 1e9:9.0f}" if recorded >= 1000 else f"{'-':>9}"
+        print(f"  {label:18} {per_event} {seconds / best['untraced']:11.1f}"
+              f" {seconds / best['no-op tracer']:8.1f}")
     print(f"  {'msgpack packing':18} {min(packed_ns):9.0f}   (of the python tracer's tuples, "
           "in the publisher thread, same GIL; the c tracer packs as it goes)")
 
