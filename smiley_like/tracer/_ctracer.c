@@ -426,8 +426,20 @@ small_int(PyObject *o, long long *v)
     return 1;
 }
 
-/* pack_obj for what events hold most: None, short ASCII text (names and
- * texts), small ints (code ids); inline, without pack_obj's recursion. */
+/* The value of an exact int that fits in a long long: 1, or 0 for a bigger
+ * one (no exception either way). */
+static inline int
+long_long_value(PyObject *o, long long *v)
+{
+    int overflow;
+    if (small_int(o, v))
+        return 1;
+    *v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    return !overflow;
+}
+
+/* pack_obj for what events hold most, None and short ASCII text (names and
+ * texts), inline; the rest through pack_obj. */
 static inline int
 pack_value(Bytes *b, PyObject *o)
 {
@@ -1203,17 +1215,14 @@ atomic_text(Tracer *t, PyObject *value)
           || has_default_repr(value)))
         return NULL;
     if (PyLong_CheckExact(value)) {
-        int overflow = 0;
         long long v;
-        if (!small_int(value, &v))
-            v = PyLong_AsLongLongAndOverflow(value, &overflow);
-        if (!overflow && !(v == -1 && PyErr_Occurred())) {
+        if (long_long_value(value, &v)) {
             text = int_text(v);
             if (text != NULL && PyUnicode_GET_LENGTH(text) > t->max_repr)
                 Py_CLEAR(text);  /* a tiny --max-repr: Capture.text cuts it */
             return text;
         }
-        PyErr_Clear();  /* a bigger int: int.__repr__ below */
+        /* a bigger int: int.__repr__ below */
     }
     if (PyFloat_CheckExact(value)) {
         char out[32];
@@ -1523,9 +1532,8 @@ put_element(HeadText *h, PyObject *o, size_t *size)
         goto repr;
     }
     if (tp == &PyLong_Type) {
-        int overflow;
-        long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
-        if (overflow)
+        long long v;
+        if (!long_long_value(o, &v))
             goto sized;
         *size += 40;  /* at most three 30-bit digits: 36 bytes */
         if (h->len < h->cap) {
