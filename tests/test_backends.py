@@ -402,11 +402,16 @@ def test_calls_only_records_calls_and_returns_without_lines(smiley):
         def fail():
             raise KeyError("k")
 
+        def squares(n):
+            for i in range(n):
+                square = i * i
+                yield square
+
         try:
             fail()
         except KeyError:
             pass
-        print(add(1, 2))
+        print(add(1, 2), list(squares(3)))
         """, options=("--calls-only",))
     flow = [(kind, function) for kind, function, _ in smiley.flow()]
     assert "line" not in {kind for kind, _ in flow}
@@ -416,6 +421,10 @@ def test_calls_only_records_calls_and_returns_without_lines(smiley):
     assert calls["add"].value == {"a": "1", "b": "2"}
     assert returns["add"].value == "3" and returns["add"].changes is None
     assert returns["fail"].raised == "KeyError"
+    # A generator's first call has its arguments; its resumes, no changed locals.
+    generator = [e for e in smiley.events() if e.code.name == "squares"]
+    assert [(e.kind, e.value) for e in generator] == [
+        (0, {"n": "3"}), (2, "0"), (0, None), (2, "1"), (0, None), (2, "4"), (0, None), (2, "None")]
 
 
 def test_tracer_is_recorded(smiley):

@@ -2009,7 +2009,9 @@ handle_call_inner(Tracer *t, PyFrameObject *frame)
     else if ((ft = frame_tracer_new(t, info, code)) == NULL)
         goto error;
     args = Py_None;
-    if (t->trace_locals) {
+    /* --calls-only records arguments, not changed locals: a resumed
+     * generator's call has none */
+    if (t->trace_locals && !(resumed && t->calls_only)) {
         if (frame_changes(ft, frame, code, &t->nchanges) < 0)
             goto error;
         if (t->nchanges || !resumed)

@@ -326,7 +326,7 @@ class Recorder:
         message = capture.message
         trace_locals = self.trace_locals
         calls_only = self.calls_only
-        locals_at_return = trace_locals and not calls_only
+        changed_locals = trace_locals and not calls_only  # at resumes and returns
         publisher = self.publisher
         internal_error = self._internal_error
         interrupted = self._interrupted
@@ -353,7 +353,9 @@ class Recorder:
             try:
                 if state is not None:
                     objs, texts, marks = state
-                    args = changes(frame.f_locals, objs, texts, marks) if trace_locals else None
+                    # --calls-only records arguments, not changed locals: none here
+                    args = changes(frame.f_locals, objs, texts, marks) \
+                        if changed_locals else None
                 else:
                     objs = dict.fromkeys(ignored[code_id], IGNORED) if code_id in ignored else {}
                     texts = {}
@@ -378,7 +380,7 @@ class Recorder:
                                 changes(frame.f_locals, objs, texts, marks) if trace_locals else None))
                     elif event == "return":
                         changed = changes(frame.f_locals, objs, texts, marks) \
-                            if locals_at_return else None
+                            if changed_locals else None
                         if frame.f_code.co_code[frame.f_lasti] in _NORMAL_EXITS:
                             append((RETURN, thread_no, now(), frame.f_lineno, text(arg), changed))
                         else:
