@@ -19,6 +19,7 @@ import platform
 import sys
 import time
 
+from smiley_like.tracer import monitoring
 from smiley_like.tracer.capture import Capture
 from smiley_like.tracer.filters import FileFilter
 from smiley_like.tracer.recorder import Recorder, _ctracer, _real_settrace
@@ -99,15 +100,26 @@ def timed(function, argument, tracer, install=_real_settrace):
     return elapsed
 
 
-def ours(trace_locals, tracer, calls_only):
+def ours(trace_locals, tracer, calls_only, hook):
     publisher = BufferOnly()
     recorder = Recorder(FileFilter(), Capture(), publisher, trace_locals=trace_locals,
-                        tracer=tracer, calls_only=calls_only)
+                        tracer=tracer, calls_only=calls_only,
+                        hook=hook if tracer == "c" else "settrace")
     recorder._active = True  # what start() does, without installing it everywhere
-    return publisher, recorder._make_tracer(0), recorder._install
+
+    def install(trace_function):
+        # sys.monitoring (the C tracer on 3.12+) needs its callbacks registered
+        # around the thread's tracer; settrace, nothing more.
+        if recorder.hook == "monitoring" and trace_function is not None:
+            recorder._monitoring = monitoring.Monitoring(calls_only)
+        recorder._install(trace_function)
+        if trace_function is None:
+            recorder._stop_monitoring()
+
+    return publisher, recorder._make_tracer(0), install
 
 
-def measure(name, repeat):
+def measure(name, repeat, hook):
     function, argument = WORKLOADS[name]
     best = {}
     counts = {}  # events each mode recorded
@@ -119,7 +131,7 @@ def measure(name, repeat):
         for label, (trace_locals, kind, calls_only) in MODES.items():
             if kind == "c" and _ctracer is None:
                 continue
-            publisher, tracer, install = ours(trace_locals, kind, calls_only)
+            publisher, tracer, install = ours(trace_locals, kind, calls_only, hook)
             best[label] = min(best.get(label, 1e9), timed(function, argument, tracer, install))
             counts[label] = len(publisher.buffer if kind == "python" else publisher.packed)
             if kind == "python":
@@ -148,11 +160,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="runs per figure (minimum kept)")
     parser.add_argument("--workload", action="append", choices=sorted(WORKLOADS))
+    parser.add_argument("--hook", choices=monitoring.HOOKS, default="auto",
+                        help="how the c tracer hears of events (auto: sys.monitoring on 3.12+)")
     args = parser.parse_args()
+    hook = monitoring.choose_hook("c", args.hook) if _ctracer is not None else "settrace"
     print(f"python {platform.python_version()} ({sys.executable}); "
-          f"minimum of {args.repeat} runs")
+          f"minimum of {args.repeat} runs; c tracer through {hook}")
     for name in args.workload or sorted(WORKLOADS):
-        measure(name, args.repeat)
+        measure(name, args.repeat, hook)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ class Settings:
     flush_timeout: float = 5.0
     busy_timeout: float = 10.0  # seconds to wait for a locked database
     tracer: str = "auto"  # "c", "python", or "auto": c when it is built
+    hook: str = "auto"  # the C tracer's: "settrace", "monitoring" or "auto": monitoring on 3.12+
 
 
 def _coerce(field, text, where):

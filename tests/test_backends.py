@@ -14,6 +14,7 @@ import sqlite3
 import pytest
 
 from smiley_like.store import compression
+from smiley_like.tracer import monitoring
 from smiley_like.tracer.recorder import _ctracer
 from smiley_like.wire import codec
 
@@ -439,3 +440,60 @@ def test_unknown_tracer_is_a_usage_error(smiley):
     smiley.script("print(1)\n")
     result = smiley("run", "prog.py", env={"SMILEY_LIKE_TRACER": "fortran"}, check=2)
     assert "unknown tracer 'fortran'" in result.stderr
+
+
+# -- the C tracer's hook: sys.settrace, or sys.monitoring on 3.12+ -----------
+
+with_monitoring = pytest.mark.skipif(
+    not monitoring.available(), reason="sys.monitoring: Python 3.12+ with the C tracer")
+
+
+@both_tracers
+@with_monitoring
+@pytest.mark.parametrize("options", [(), ("--calls-only",)])
+@pytest.mark.parametrize("name", ["functions", "generators", "exceptions", "threads"])
+def test_same_events_through_either_hook(smiley, name, options):
+    """sys.monitoring's callbacks record what the same tracer records under sys.settrace."""
+    plain = python(smiley.directory, smiley.script(PROGRAMS[name]))
+    streams = {}
+    for hook in ("settrace", "monitoring"):
+        result = smiley("run", "--tracer", "c", "--hook", hook, *options, "prog.py", check=0)
+        assert result.stdout == plain.stdout
+        shown = smiley("show", "last").stdout
+        assert re.search(r"Tracer\s*\|\s*c \(sys.monitoring\)" if hook == "monitoring"
+                         else r"Tracer\s*\|\s*c\s*\|", shown), shown
+        streams[hook] = stream(smiley)
+    assert len(streams["monitoring"]) > 10
+    assert streams["monitoring"] == streams["settrace"]
+
+
+@with_monitoring
+def test_the_program_keeps_its_own_monitoring_tools(smiley):
+    """Every tool id but one stays the program's, and its callbacks see every event."""
+    source = """\
+        import sys
+        mon = sys.monitoring
+        starts = []
+        mon.use_tool_id(mon.PROFILER_ID, "mine")
+        mon.register_callback(mon.PROFILER_ID, mon.events.PY_START,
+                              lambda code, offset: starts.append(code.co_name))
+        mon.set_events(mon.PROFILER_ID, mon.events.PY_START)
+        def work(n):
+            return n * 2
+        total = sum(work(n) for n in range(5))
+        mon.set_events(mon.PROFILER_ID, 0)
+        print(total, starts.count("work"), mon.get_tool(mon.PROFILER_ID))
+        """
+    plain = python(smiley.directory, smiley.script(source))
+    assert plain.stdout == "20 5 mine\n"
+    result = smiley.record(source)
+    assert result.stdout == plain.stdout
+    assert [e.code.name for e in smiley.events() if e.kind == 0].count("work") == 5
+
+
+@pytest.mark.skipif(monitoring.available(), reason="where sys.monitoring cannot be used")
+def test_monitoring_hook_where_there_is_none_is_a_usage_error(smiley):
+    smiley.script("print(1)\n")
+    result = smiley("run", "--hook", "monitoring", "prog.py", check=2)
+    assert result.stderr.count("\n") == 1
+    assert "sys.monitoring is for the C tracer on Python 3.12 and later" in result.stderr

@@ -105,7 +105,8 @@ def _assign(values):
 def _recorded_texts(values, max_repr):
     """The texts the C tracer records for a local bound to each value in turn."""
     publisher = _Publisher()
-    recorder = Recorder(FileFilter(), Capture(max_repr=max_repr), publisher, tracer="c")
+    recorder = Recorder(FileFilter(), Capture(max_repr=max_repr), publisher, tracer="c",
+                        hook="settrace")
     recorder._active = True
     tracer = recorder._make_tracer(0)
     recorder._install(tracer)

@@ -9,7 +9,7 @@ from cliff.command import Command
 from smiley_like import config
 from smiley_like.commands.base import ErrorsAsOneLine, add_database_option
 from smiley_like.errors import UsageError
-from smiley_like.tracer import runner
+from smiley_like.tracer import monitoring, runner
 from smiley_like.tracer.recorder import TRACERS, choose_tracer
 from smiley_like.tracer.session import Recording
 from smiley_like.wire import check_endpoint
@@ -82,6 +82,11 @@ class Run(ErrorsAsOneLine, Command):
                             help="the trace function: c (compiled, fast), python, or auto: c "
                                  "when it is built (default: %(default)s; "
                                  f"environment: {config.ENV_PREFIX}TRACER)")
+        parser.add_argument("--hook", choices=monitoring.HOOKS, default=settings.hook,
+                            help="how the C tracer hears of events: settrace, monitoring "
+                                 "(sys.monitoring, Python 3.12+), or auto: monitoring where "
+                                 "there is one (default: %(default)s; "
+                                 f"environment: {config.ENV_PREFIX}HOOK)")
         parser.add_argument("--max-repr", type=int, default=settings.max_repr, metavar="N",
                             help="longest text kept for one value (default: %(default)s)")
         parser.add_argument("--max-depth", type=int, default=settings.max_depth, metavar="N",
@@ -128,6 +133,7 @@ class Run(ErrorsAsOneLine, Command):
         settings.flush_timeout = parsed_args.flush_timeout
         settings.repr_timeout = parsed_args.repr_timeout
         settings.tracer = choose_tracer(parsed_args.tracer)
+        settings.hook = monitoring.choose_hook(settings.tracer, parsed_args.hook)
         recording = Recording(
             target, database=parsed_args.database, settings=settings,
             remote=parsed_args.socket if parsed_args.remote else None, trace_locals=parsed_args.trace_locals,

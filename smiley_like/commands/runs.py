@@ -19,6 +19,12 @@ PROCESS_COLUMNS = ("Pid", "Parent", "Command", "Started", "Duration", "Ended", "
                    "Threads", "Recorded as")
 
 
+def _tracer(options):
+    """Which tracer recorded, and through which hook if not sys.settrace."""
+    tracer = options.get("tracer", "python")
+    return f"{tracer} (sys.monitoring)" if options.get("hook") == "monitoring" else tracer
+
+
 def _when(stamp):
     if stamp is None:
         return ""
@@ -131,7 +137,7 @@ class ShowRun(OneRun, ShowOne):
             "Exit code": run.exit_code,
             "Exception": ": ".join(filter(None, [run.exc_type, run.exc_message])),
             "Python": run.python,
-            "Tracer": json.loads(run.options or "{}").get("tracer", "python"),
+            "Tracer": _tracer(json.loads(run.options or "{}")),
             "Host": run.hostname,
             "Pid": run.pid,
             "Events": run.event_count,

@@ -2440,6 +2440,8 @@ FrameTracer_dealloc(FrameTracer *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+static inline int monitoring_here(void);
+
 /* frame_tracer(frame, event, arg): recorder.py's trace_local, for a trampoline. */
 static PyObject *
 FrameTracer_call(FrameTracer *self, PyObject *args, PyObject *kwds)
@@ -2450,6 +2452,8 @@ FrameTracer_call(FrameTracer *self, PyObject *args, PyObject *kwds)
         return NULL;
     if (self->tracer == NULL)
         Py_RETURN_NONE;
+    if (monitoring_here())  /* recorded through sys.monitoring already */
+        return Py_NewRef(self);
     what = event_code(event);
     if (what >= 0 && what != PyTrace_CALL
             && handle_local(self, (PyFrameObject *)frame, what, arg) < 0)
@@ -2468,6 +2472,353 @@ static PyTypeObject FrameTracerType = {
     .tp_clear = (inquiry)FrameTracer_clear,
     .tp_call = (ternaryfunc)FrameTracer_call,
 };
+
+/* -- sys.monitoring (Python 3.12 and later) -----------------------------------
+ *
+ * From 3.12, sys.settrace is itself a shim over sys.monitoring (PEP 669): it
+ * asks for every event of every code object, lines included, and turns each
+ * into a trace function call.  With the C tracer, the recorder registers the
+ * callbacks below instead (see monitoring.py), which map events the way the
+ * shim does, so that the recording is the one the Python tracer makes under
+ * sys.settrace:
+ *
+ *   PY_START, PY_RESUME, PY_THROW     'call'
+ *   PY_RETURN, PY_YIELD               'return', with the value
+ *   PY_UNWIND                         'return' as an exception leaves
+ *   RAISE, STOP_ITERATION             'exception', with (type, value, traceback)
+ *   LINE, a JUMP back within a line   'line'
+ *
+ * What that saves: code that is not traced (the standard library,
+ * site-packages, ours) answers DISABLE the first time each place reports,
+ * and is not heard of again; LINE and JUMP are asked for only in traced code
+ * objects (Recorder._register_code turns them on), and not at all with
+ * --calls-only.
+ *
+ * Events are the interpreter's, not one thread's: a thread being recorded
+ * has its Tracer in mon_tracer (borrowed; Recorder._tracers holds it), which
+ * counts only while mon_tracer_session is mon_session: every start and stop
+ * moves mon_session on, so no thread acts on a Tracer of an earlier run. */
+
+#if PY_VERSION_HEX >= 0x030C0000
+
+static _Thread_local Tracer *mon_tracer
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((tls_model("initial-exec")))
+#endif
+    ;
+static _Thread_local uint64_t mon_tracer_session
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((tls_model("initial-exec")))
+#endif
+    ;
+static uint64_t mon_session = 1;   /* odd: no session running */
+static PyObject *mon_disable;      /* sys.monitoring.DISABLE */
+static Tracer *mon_any;            /* strong: a Tracer of the session, to tell
+                                    * traced code in threads that have none */
+
+static inline Tracer *
+mon_current(void)
+{
+    return mon_tracer_session == mon_session && (mon_session & 1) == 0 ? mon_tracer : NULL;
+}
+
+/* Whether the code is traced at all: 1, 0 (not: DISABLE may answer), or -1
+ * with an exception. */
+static int
+mon_traced(Tracer *t, PyObject *code)
+{
+    CodeInfo *info;
+    inside_tracer++;
+    info = code_info(t, code);
+    inside_tracer--;
+    if (info == NULL)
+        return -1;
+    return info->code_id != Py_None;
+}
+
+/* The answer to an event of a thread not being recorded (the publisher's,
+ * one started before the recording): DISABLE for code that is traced
+ * nowhere, so that it stops reporting in every thread. */
+static PyObject *
+mon_elsewhere(PyObject *code, int disable)
+{
+    int traced;
+    if (!disable || mon_any == NULL || inside_tracer || (mon_session & 1))
+        Py_RETURN_NONE;
+    if ((traced = mon_traced(mon_any, code)) < 0)
+        PyErr_Clear();  /* the program's thread goes on: it is not ours to stop */
+    return Py_NewRef(traced == 0 ? mon_disable : Py_None);
+}
+
+/* The answer to an event in code that is not traced: DISABLE where CPython
+ * takes it (the local events), nothing elsewhere. */
+static PyObject *
+mon_untraced(Tracer *t, PyFrameObject *frame, int disable)
+{
+    if (frame != NULL && check_pending(t, frame) < 0)
+        return NULL;
+    return Py_NewRef(disable ? mon_disable : Py_None);
+}
+
+/* Our error inside a callback: the program goes on unless it must see it. */
+static PyObject *
+mon_error(Tracer *t)
+{
+    PyFrameObject *frame = PyEval_GetFrame();
+    if (frame == NULL || our_error(t, frame) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mon_call(PyObject *code, int disable)
+{
+    Tracer *t = mon_current();
+    PyFrameObject *frame;
+    FrameTracer *ft;
+    int traced;
+    if (t == NULL)
+        return mon_elsewhere(code, disable);
+    if (inside_tracer)
+        Py_RETURN_NONE;
+    if ((traced = mon_traced(t, code)) < 0)
+        return mon_error(t);
+    frame = PyEval_GetFrame();
+    if (!traced || frame == NULL)
+        return mon_untraced(t, frame, disable);
+    ft = handle_call(t, frame);
+    if (ft == NULL)
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    Py_XSETREF(frame->f_trace, (PyObject *)ft);
+    Py_RETURN_NONE;
+}
+
+/* An event of a frame already running: handled if it is ours. */
+static PyObject *
+mon_local(PyObject *code, int what, PyObject *arg, int disable)
+{
+    Tracer *t = mon_current();
+    PyFrameObject *frame;
+    PyObject *local;
+    int traced;
+    if (t == NULL)
+        return mon_elsewhere(code, disable);
+    if (inside_tracer)
+        Py_RETURN_NONE;
+    frame = PyEval_GetFrame();
+    if (frame == NULL)
+        Py_RETURN_NONE;
+    local = frame->f_trace;
+    if (local != NULL && FrameTracer_Check(local)) {
+        if (what == PyTrace_LINE && !frame->f_trace_lines)
+            Py_RETURN_NONE;
+        if (handle_local((FrameTracer *)local, frame, what, arg) < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    if (!disable)
+        Py_RETURN_NONE;
+    /* a frame of traced code that we did not see start (begun before the
+     * recording) goes on reporting; other code need not */
+    if ((traced = mon_traced(t, code)) < 0)
+        return mon_error(t);
+    return traced ? Py_NewRef(Py_None) : mon_untraced(t, frame, disable);
+}
+
+static PyObject *
+mon_py_start(PyObject *unused, PyObject *const *args, Py_ssize_t nargs)
+{
+    return mon_call(args[0], 1);   /* PY_START, PY_RESUME: (code, offset) */
+}
+
+static PyObject *
+mon_py_throw(PyObject *unused, PyObject *const *args, Py_ssize_t nargs)
+{
+    return mon_call(args[0], 0);   /* (code, offset, exception) */
+}
+
+static PyObject *
+mon_py_return(PyObject *unused, PyObject *const *args, Py_ssize_t nargs)
+{
+    return mon_local(args[0], PyTrace_RETURN, args[2], 1);  /* (code, offset, value) */
+}
+
+static PyObject *
+mon_py_unwind(PyObject *unused, PyObject *const *args, Py_ssize_t nargs)
+{
+    return mon_local(args[0], PyTrace_RETURN, NULL, 0);  /* (code, offset, exception) */
+}
+
+/* RAISE (not disabled) and STOP_ITERATION (may be): (code, offset, exception) */
+static PyObject *
+mon_exception(PyObject *code, PyObject *exc, int disable)
+{
+    PyObject *tb, *info, *result;
+    if (mon_current() == NULL || inside_tracer)
+        Py_RETURN_NONE;
+    tb = PyException_GetTraceback(exc);
+    info = PyTuple_Pack(3, (PyObject *)Py_TYPE(exc), exc, tb ? tb : Py_None);
+    Py_XDECREF(tb);
+    if (info == NULL)
+        return mon_error(mon_current());
+    result = mon_local(code, PyTrace_EXCEPTION, info, disable);
+    Py_DECREF(info);
+    return result;
+}
+
+static PyObject *
+mon_raise(PyObject *unused, PyObject *const *args, Py_ssize_t nargs)
+{
+    return mon_exception(args[0], args[2], 0);
+}
+
+static PyObject *
+mon_stop_iteration(PyObject *unused, PyObject *const *args, Py_ssize_t nargs)
+{
+    return mon_exception(args[0], args[2], 1);
+}
+
+/* LINE: (code, line number).  The frame reports that line meanwhile, as
+ * under sys.settrace. */
+static PyObject *
+mon_line_at(PyObject *code, int line)
+{
+    PyFrameObject *frame;
+    PyObject *result;
+    if (mon_current() == NULL || inside_tracer || line < 0)
+        Py_RETURN_NONE;
+    frame = PyEval_GetFrame();
+    if (frame == NULL)
+        Py_RETURN_NONE;
+    frame->f_lineno = line;
+    result = mon_local(code, PyTrace_LINE, Py_None, 0);
+    frame->f_lineno = 0;
+    return result;
+}
+
+static PyObject *
+mon_line(PyObject *unused, PyObject *const *args, Py_ssize_t nargs)
+{
+    long line = PyLong_AsLong(args[1]);
+    if (line == -1 && PyErr_Occurred())
+        return NULL;
+    return mon_line_at(args[0], (int)line);
+}
+
+/* JUMP: (code, from, to), byte offsets.  sys.settrace reports a line at
+ * every backward jump, a loop within one line included; a jump to another
+ * line is LINE's to report, and a forward one is nobody's. */
+static PyObject *
+mon_jump(PyObject *unused, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyCodeObject *code = (PyCodeObject *)args[0];
+    long from = PyLong_AsLong(args[1]), to = PyLong_AsLong(args[2]);
+    int line;
+    if ((from == -1 || to == -1) && PyErr_Occurred())
+        return NULL;
+    if (to > from)
+        return Py_NewRef(mon_disable);
+    line = PyCode_Addr2Line(code, (int)to);
+    if (line != PyCode_Addr2Line(code, (int)from))
+        return Py_NewRef(mon_disable);
+    return mon_line_at(args[0], line);
+}
+
+static PyMethodDef mon_callbacks[] = {
+    {"PY_START", (PyCFunction)(void (*)(void))mon_py_start, METH_FASTCALL, NULL},
+    {"PY_RESUME", (PyCFunction)(void (*)(void))mon_py_start, METH_FASTCALL, NULL},
+    {"PY_THROW", (PyCFunction)(void (*)(void))mon_py_throw, METH_FASTCALL, NULL},
+    {"PY_RETURN", (PyCFunction)(void (*)(void))mon_py_return, METH_FASTCALL, NULL},
+    {"PY_YIELD", (PyCFunction)(void (*)(void))mon_py_return, METH_FASTCALL, NULL},
+    {"PY_UNWIND", (PyCFunction)(void (*)(void))mon_py_unwind, METH_FASTCALL, NULL},
+    {"RAISE", (PyCFunction)(void (*)(void))mon_raise, METH_FASTCALL, NULL},
+    {"STOP_ITERATION", (PyCFunction)(void (*)(void))mon_stop_iteration, METH_FASTCALL, NULL},
+    {"LINE", (PyCFunction)(void (*)(void))mon_line, METH_FASTCALL, NULL},
+    {"JUMP", (PyCFunction)(void (*)(void))mon_jump, METH_FASTCALL, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+/* monitoring_start(DISABLE): {event name: callback}; starts a session
+ * in which monitor_thread() tells each thread's Tracer. */
+static PyObject *
+monitoring_start(PyObject *module, PyObject *disable)
+{
+    PyObject *callbacks = PyDict_New(), *callback;
+    PyMethodDef *def;
+    if (callbacks == NULL)
+        return NULL;
+    for (def = mon_callbacks; def->ml_name != NULL; def++) {
+        callback = PyCFunction_New(def, NULL);
+        if (callback == NULL || PyDict_SetItemString(callbacks, def->ml_name, callback) < 0) {
+            Py_XDECREF(callback);
+            Py_DECREF(callbacks);
+            return NULL;
+        }
+        Py_DECREF(callback);
+    }
+    Py_XSETREF(mon_disable, Py_NewRef(disable));
+    Py_CLEAR(mon_any);
+    mon_session += (mon_session & 1) ? 1 : 2;   /* even: running */
+    return callbacks;
+}
+
+static PyObject *
+monitoring_stop(PyObject *module, PyObject *unused)
+{
+    if ((mon_session & 1) == 0)
+        mon_session++;
+    Py_CLEAR(mon_any);
+    Py_RETURN_NONE;
+}
+
+/* monitor_thread(tracer): this thread's events go to *tracer* (None: nowhere). */
+static PyObject *
+monitor_thread(PyObject *module, PyObject *tracer)
+{
+    if (tracer == Py_None) {
+        mon_tracer = NULL;
+        Py_RETURN_NONE;
+    }
+    if (!PyObject_TypeCheck(tracer, &TracerType)) {
+        PyErr_SetString(PyExc_TypeError, "monitor_thread() takes a Tracer or None");
+        return NULL;
+    }
+    if (!tracer_ready((Tracer *)tracer))
+        return NULL;
+    if (mon_session & 1) {
+        PyErr_SetString(PyExc_RuntimeError, "no monitoring session: call monitoring_start()");
+        return NULL;
+    }
+    mon_tracer = (Tracer *)tracer;
+    mon_tracer_session = mon_session;
+    if (mon_any == NULL)
+        mon_any = (Tracer *)Py_NewRef(tracer);
+    Py_RETURN_NONE;
+}
+
+#define MONITORING_METHODS \
+    {"monitoring_start", monitoring_start, METH_O, \
+     "monitoring_start(DISABLE): the sys.monitoring callbacks, by event name, for a new " \
+     "session (3.12+)."}, \
+    {"monitoring_stop", monitoring_stop, METH_NOARGS, \
+     "monitoring_stop(): end the session; the callbacks do nothing from now on."}, \
+    {"monitor_thread", monitor_thread, METH_O, \
+     "monitor_thread(tracer): this thread's sys.monitoring events go to tracer (None: " \
+     "nowhere)."},
+
+/* Whether this thread records through sys.monitoring now: a sys.settrace
+ * trampoline calling our FrameTracer (the program set a trace function of
+ * its own) must not record the event a second time. */
+static inline int
+monitoring_here(void)
+{
+    return mon_current() != NULL;
+}
+
+#else
+#define MONITORING_METHODS
+static inline int monitoring_here(void) { return 0; }
+#endif
 
 /* -- module ------------------------------------------------------------------- */
 
@@ -2548,6 +2899,7 @@ static PyMethodDef module_methods[] = {
      "in_tracer(): True while this thread is inside the C tracer's event handling."},
     {"install", install, METH_O,
      "install(tracer): make *tracer* this thread's trace function (None removes it)."},
+    MONITORING_METHODS
     {NULL, NULL, 0, NULL},
 };
 

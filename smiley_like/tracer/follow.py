@@ -48,7 +48,8 @@ def export(recording):
         "filter": filter_options,
         "settings": {"max_repr": settings.max_repr, "max_depth": settings.max_depth,
                      "repr_timeout": settings.repr_timeout,
-                     "flush_timeout": settings.flush_timeout, "tracer": settings.tracer},
+                     "flush_timeout": settings.flush_timeout, "tracer": settings.tracer,
+                     "hook": settings.hook},
     }
     os.environ[CHILD_ENV] = json.dumps(config)
     path = os.environ.get("PYTHONPATH", "")

@@ -19,6 +19,7 @@ import tokenize
 
 from smiley_like.errors import UsageError
 from smiley_like.events import CALL, EXCEPTION, LINE, RETURN
+from smiley_like.tracer import monitoring
 from smiley_like.tracer.capture import IGNORED
 from smiley_like.tracer.signals import SignalGuard
 
@@ -97,12 +98,17 @@ class Recorder:
     """Installs the trace function in every thread and feeds the publisher."""
 
     def __init__(self, file_filter, capture, publisher, *, trace_locals=True, stderr=None,
-                 tracer="auto", calls_only=False):
+                 tracer="auto", calls_only=False, hook="auto"):
         self.filter = file_filter
         self.tracer = choose_tracer(tracer)
-        # How a thread's trace function is put in place: from C, or through
-        # sys.settrace's trampoline.
-        self._install = _ctracer.install if self.tracer == "c" else _real_settrace
+        # How the C tracer hears of events: sys.monitoring on 3.12+, else
+        # sys.settrace (the Python tracer: always).
+        self.hook = monitoring.choose_hook(self.tracer, hook)
+        self._monitoring = None  # monitoring.Monitoring while recording through it
+        # How a thread's trace function is put in place (None takes it away):
+        # from C, or through sys.settrace's trampoline.
+        self._install = _real_settrace if self.tracer == "python" \
+            else _ctracer.monitor_thread if self.hook == "monitoring" else _ctracer.install
         self.capture = capture
         self.publisher = publisher
         self.trace_locals = trace_locals
@@ -141,6 +147,12 @@ class Recorder:
         threading.settrace = self._user_threading_settrace
         if _real_threading_gettrace is not None:
             threading.gettrace = lambda: self._user_thread_hook
+        if self.hook == "monitoring":
+            try:
+                self._monitoring = monitoring.Monitoring(self.calls_only)
+            except RuntimeError as exc:  # no tool id free: the program uses them all
+                self.hook, self._install = "settrace", _ctracer.install
+                self._note(f"recorded through sys.settrace: {exc}")
         _real_threading_settrace(self._thread_started)
         self._install(self._tracer_for_this_thread())
 
@@ -160,6 +172,7 @@ class Recorder:
             self._note_displaced("a trace function installed from C (coverage, a debugger)")
         _real_settrace(None)
         _real_threading_settrace(None)
+        self._stop_monitoring()
         self._signals.uninstall()
         sys.settrace, sys.gettrace = _real_settrace, _real_gettrace
         threading.settrace = _real_threading_settrace
@@ -188,6 +201,7 @@ class Recorder:
             self._active = False
             _real_settrace(None)
             _real_threading_settrace(None)
+            self._stop_monitoring()
             self.publisher.abandon()
             return [], []
         known = self.publisher.known_defs()
@@ -223,6 +237,11 @@ class Recorder:
             events.append((CALL, thread_no, now, frame.f_lineno, args, code_id))
         return events
 
+    def _stop_monitoring(self):
+        if self._monitoring is not None:
+            self._monitoring.close()
+            self._monitoring = None
+
     def hide_signal_handler(self, signum, handler):
         """Handle *signum* ourselves, while the program still sees the default there."""
         self._signals.hide(signum, handler)
@@ -245,6 +264,8 @@ class Recorder:
             self._module_codes.add(code_id)
         if code.co_flags & _RESUMABLE:
             self._resumable.add(code_id)
+        if self._monitoring is not None:
+            self._monitoring.traced(code)
         if code.co_name == "<genexpr>" and code.co_freevars:
             # The enclosing function's variables: shown in its own frame already,
             # and often large (the data the expression iterates over).
@@ -287,6 +308,8 @@ class Recorder:
             return None
         tracer = self._tracer_for_this_thread(new_thread=True)
         self._install(tracer)
+        if self._monitoring is not None:
+            _real_settrace(None)  # only here to learn of the thread
         return tracer(frame, event, arg)
 
     # -- the hot path --------------------------------------------------------
@@ -457,7 +480,7 @@ class Recorder:
             self._say(note + " (the program goes on; some events are missing)")
         if self._internal_errors >= _MAX_INTERNAL_ERRORS:
             self._active = False
-            _real_settrace(None)
+            self._install(None)
 
     # -- a program that installs its own trace function ---------------------
 
@@ -469,6 +492,8 @@ class Recorder:
         if func is None:
             # Under plain python there is nothing to remove; if the program is
             # removing its own trace function, recording resumes.
+            if self._monitoring is not None:
+                _real_settrace(None)  # ours is not a trace function: nothing replaces it
             if self._user_trace.pop(ident, None) is not None and self._active:
                 tracer = self._tracers.get(ident)
                 if tracer is not None:
@@ -477,6 +502,8 @@ class Recorder:
             return
         self._user_trace[ident] = func
         self._note_displaced("sys.settrace", sys._getframe(1))
+        if self._monitoring is not None:
+            self._install(None)  # as sys.settrace displaces the trace function
         _real_settrace(func)
 
     def _user_gettrace(self):

@@ -112,7 +112,8 @@ class Recording:
         self.recorder = Recorder(FileFilter(**self.filter_options), self.capture,
                                  self.publisher, trace_locals=self.trace_locals,
                                  calls_only=self.calls_only,
-                                 stderr=self.stderr, tracer=self.settings.tracer)
+                                 stderr=self.stderr, tracer=self.settings.tracer,
+                                 hook=self.settings.hook)
 
     def _hook_exits(self):
         atexit.register(self.finish)
@@ -334,6 +335,7 @@ class Recording:
             "process_start": follow.process_start(os.getpid()),  # tells a reused pid apart
             "options": {"trace_locals": self.trace_locals,
                         "tracer": self.recorder.tracer,
+                        "hook": self.recorder.hook,
                         "calls_only": self.calls_only,
                         "max_repr": self.settings.max_repr,
                         "max_depth": self.settings.max_depth,
