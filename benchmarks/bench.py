@@ -123,6 +123,7 @@ class Mode:
     timed_inside: bool = False
     cheap: bool = False
     monitor: bool = False
+    by_default: bool = True
 
 
 MODES = (
@@ -147,6 +148,15 @@ MODES = (
     Mode("smiley-like --calls-only", records=True,
          command=lambda c: [c.smiley, "run", "--calls-only", "--database", c.database,
                             c.script, *c.args]),
+    # On 3.12+ the compiled tracer hears of events through sys.monitoring;
+    # the same tracer on sys.settrace beside it (on 3.11 it is the default).
+    Mode("smiley-like --hook settrace", records=True, by_default=sys.version_info >= (3, 12),
+         command=lambda c: [c.smiley, "run", "--hook", "settrace", "--database", c.database,
+                            c.script, *c.args]),
+    Mode("smiley-like --calls-only --hook settrace", records=True,
+         by_default=sys.version_info >= (3, 12),
+         command=lambda c: [c.smiley, "run", "--calls-only", "--hook", "settrace",
+                            "--database", c.database, c.script, *c.args]),
     Mode("smiley-like --tracer python", records=True,
          command=lambda c: [c.smiley, "run", "--tracer", "python", "--database", c.database,
                             c.script, *c.args]),
@@ -625,7 +635,7 @@ class Config:
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     env = clean_environment()
-    chosen = set(args.mode or MODE_BY_NAME)
+    chosen = set(args.mode or [mode.name for mode in MODES if mode.by_default])
     config = Config(
         python=sys.executable, smiley=args.smiley, env=env,
         preset="quick" if args.quick else "full" if args.full else "default",

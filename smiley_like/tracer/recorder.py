@@ -42,6 +42,16 @@ _RESUMABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENE
 # other, an exception is leaving it (settrace passes None in both cases).
 _NORMAL_EXITS = frozenset(dis.opmap[name] for name in ("RETURN_VALUE", "RETURN_CONST",
                                                        "YIELD_VALUE") if name in dis.opmap)
+# Python 3.13 reports a yield at the RESUME just after its YIELD_VALUE.
+_YIELDED_AT_RESUME = sys.version_info >= (3, 13)
+_RESUME, _YIELD_VALUE = dis.opmap["RESUME"], dis.opmap["YIELD_VALUE"]
+
+
+def _left_normally(code, lasti):
+    """At a 'return' event on instruction *lasti*: a return or a yield, not an exception."""
+    op = code[lasti]
+    return op in _NORMAL_EXITS or (_YIELDED_AT_RESUME and op == _RESUME and lasti >= 2
+                                   and code[lasti - 2] == _YIELD_VALUE)
 _MAX_INTERNAL_ERRORS = 100
 TRACERS = ("c", "python")
 
@@ -404,7 +414,7 @@ class Recorder:
                     elif event == "return":
                         changed = changes(frame.f_locals, objs, texts, marks) \
                             if changed_locals else None
-                        if frame.f_code.co_code[frame.f_lasti] in _NORMAL_EXITS:
+                        if _left_normally(frame.f_code.co_code, frame.f_lasti):
                             append((RETURN, thread_no, now(), frame.f_lineno, text(arg), changed))
                         else:
                             append((RETURN, thread_no, now(), frame.f_lineno, None, changed,
