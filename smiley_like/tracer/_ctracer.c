@@ -37,6 +37,7 @@
 #define Py_BUILD_CORE 1
 #endif
 #include "internal/pycore_frame.h"
+#include "opcode.h"   /* RESUME, YIELD_VALUE */
 
 /* Kinds of fast locals (Include/internal/pycore_code.h). */
 #ifndef CO_FAST_HIDDEN
@@ -2081,18 +2082,25 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
         }
         else {
             /* A frame left by an exception: its last instruction is not one
-             * it leaves by normally (recorder._NORMAL_EXITS). */
+             * it leaves by normally (recorder._left_normally). */
             PyObject *co_code = PyCode_GetCode(code);
+            const unsigned char *ops;
             Py_ssize_t size;
             int lasti, normal;
             if (co_code == NULL)
                 goto error;
             size = PyBytes_GET_SIZE(co_code);
+            ops = (const unsigned char *)PyBytes_AS_STRING(co_code);
             lasti = PyFrame_GetLasti(frame);
             if (lasti < 0)
                 lasti += (int)size;  /* co_code[-1], as in Python */
-            normal = lasti >= 0 && lasti < size
-                && t->normal_exit[(unsigned char)PyBytes_AS_STRING(co_code)[lasti]];
+            normal = lasti >= 0 && lasti < size && t->normal_exit[ops[lasti]];
+#if PY_VERSION_HEX >= 0x030D0000
+            /* 3.13 reports a yield at the RESUME just after its YIELD_VALUE */
+            if (!normal && lasti >= 2 && lasti < size && ops[lasti] == RESUME
+                    && ops[lasti - 2] == YIELD_VALUE)
+                normal = 1;
+#endif
             Py_DECREF(co_code);
             if (normal) {
                 PyObject *value = arg ? arg : Py_None, *text = atomic_text(t, value);
