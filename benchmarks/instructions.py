@@ -57,8 +57,11 @@ def callgrind(command, directory):
     """Run *command* (and its children) under callgrind; {pid file: (cmd, Ir)}."""
     for old in glob.glob(os.path.join(directory, "cg.*")):
         os.unlink(old)
+    # A fixed hash seed: otherwise dict and set layouts, and with them the
+    # counts, change from run to run.
     subprocess.run(["valgrind", "--tool=callgrind", "--trace-children=yes",
                     f"--callgrind-out-file={directory}/cg.%p", *command],
+                   env={**os.environ, "PYTHONHASHSEED": "0"},
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     found = {}
     for path in glob.glob(os.path.join(directory, "cg.*")):

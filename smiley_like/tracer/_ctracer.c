@@ -2558,16 +2558,6 @@ mon_elsewhere(PyObject *code, int disable)
     return Py_NewRef(traced == 0 ? mon_disable : Py_None);
 }
 
-/* The answer to an event in code that is not traced: DISABLE where CPython
- * takes it (the local events), nothing elsewhere. */
-static PyObject *
-mon_untraced(Tracer *t, PyFrameObject *frame, int disable)
-{
-    if (frame != NULL && check_pending(t, frame) < 0)
-        return NULL;
-    return Py_NewRef(disable ? mon_disable : Py_None);
-}
-
 /* Our error inside a callback: the program goes on unless it must see it. */
 static PyObject *
 mon_error(Tracer *t)
@@ -2587,34 +2577,35 @@ mon_call(PyObject *code, int disable)
     int traced;
     if (t == NULL)
         return mon_elsewhere(code, disable);
-    if (inside_tracer)
+    if (inside_tracer || (frame = PyEval_GetFrame()) == NULL)
+        Py_RETURN_NONE;
+    ft = handle_call(t, frame);
+    if (ft != NULL) {
+        Py_XSETREF(frame->f_trace, (PyObject *)ft);
+        Py_RETURN_NONE;
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    /* not traced (handle_call has raised what a signal left pending), or
+     * our error, reported: only the first is for DISABLE */
+    if (!disable)
         Py_RETURN_NONE;
     if ((traced = mon_traced(t, code)) < 0)
         return mon_error(t);
-    frame = PyEval_GetFrame();
-    if (!traced || frame == NULL)
-        return mon_untraced(t, frame, disable);
-    ft = handle_call(t, frame);
-    if (ft == NULL)
-        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
-    Py_XSETREF(frame->f_trace, (PyObject *)ft);
-    Py_RETURN_NONE;
+    return Py_NewRef(traced ? Py_None : mon_disable);
 }
 
-/* An event of a frame already running: handled if it is ours. */
+/* An event of a frame already running (the one running, if frame is NULL):
+ * handled if it is ours. */
 static PyObject *
-mon_local(PyObject *code, int what, PyObject *arg, int disable)
+mon_local(PyObject *code, PyFrameObject *frame, int what, PyObject *arg, int disable)
 {
     Tracer *t = mon_current();
-    PyFrameObject *frame;
     PyObject *local;
     int traced;
     if (t == NULL)
         return mon_elsewhere(code, disable);
-    if (inside_tracer)
-        Py_RETURN_NONE;
-    frame = PyEval_GetFrame();
-    if (frame == NULL)
+    if (inside_tracer || (frame == NULL && (frame = PyEval_GetFrame()) == NULL))
         Py_RETURN_NONE;
     local = frame->f_trace;
     if (local != NULL && FrameTracer_Check(local)) {
@@ -2630,7 +2621,9 @@ mon_local(PyObject *code, int what, PyObject *arg, int disable)
      * recording) goes on reporting; other code need not */
     if ((traced = mon_traced(t, code)) < 0)
         return mon_error(t);
-    return traced ? Py_NewRef(Py_None) : mon_untraced(t, frame, disable);
+    if (!traced && check_pending(t, frame) < 0)
+        return NULL;
+    return Py_NewRef(traced ? Py_None : mon_disable);
 }
 
 static PyObject *
@@ -2648,13 +2641,13 @@ mon_py_throw(PyObject *unused, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 mon_py_return(PyObject *unused, PyObject *const *args, Py_ssize_t nargs)
 {
-    return mon_local(args[0], PyTrace_RETURN, args[2], 1);  /* (code, offset, value) */
+    return mon_local(args[0], NULL, PyTrace_RETURN, args[2], 1);  /* (code, offset, value) */
 }
 
 static PyObject *
 mon_py_unwind(PyObject *unused, PyObject *const *args, Py_ssize_t nargs)
 {
-    return mon_local(args[0], PyTrace_RETURN, NULL, 0);  /* (code, offset, exception) */
+    return mon_local(args[0], NULL, PyTrace_RETURN, NULL, 0);  /* (code, offset, exception) */
 }
 
 /* RAISE (not disabled) and STOP_ITERATION (may be): (code, offset, exception) */
@@ -2669,7 +2662,7 @@ mon_exception(PyObject *code, PyObject *exc, int disable)
     Py_XDECREF(tb);
     if (info == NULL)
         return mon_error(mon_current());
-    result = mon_local(code, PyTrace_EXCEPTION, info, disable);
+    result = mon_local(code, NULL, PyTrace_EXCEPTION, info, disable);
     Py_DECREF(info);
     return result;
 }
@@ -2699,7 +2692,7 @@ mon_line_at(PyObject *code, int line)
     if (frame == NULL)
         Py_RETURN_NONE;
     frame->f_lineno = line;
-    result = mon_local(code, PyTrace_LINE, Py_None, 0);
+    result = mon_local(code, frame, PyTrace_LINE, Py_None, 0);
     frame->f_lineno = 0;
     return result;
 }
