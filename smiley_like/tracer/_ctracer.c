@@ -1173,11 +1173,17 @@ put_digits(long long v, char *end)
 
 /* repr() of an int that fits in a long long: digits written here, or taken
  * from the cache. */
+static inline size_t
+int_text_slot(long long v)
+{
+    return (size_t)(((unsigned long long)v * 0x9E3779B97F4A7C15ULL) >> 54);
+}
+
 static PyObject *
 int_text(long long v)
 {
     char digits[24], *end = digits + sizeof(digits), *p;
-    size_t slot = (size_t)(((unsigned long long)v * 0x9E3779B97F4A7C15ULL) >> 54);
+    size_t slot = int_text_slot(v);
     PyObject *text = int_texts[slot].text;
     if (text != NULL && int_texts[slot].value == v)
         return Py_NewRef(text);
@@ -1261,7 +1267,7 @@ plain_str_repr(PyObject *s, char *out)
  * object.__repr__) and fits in max_repr; NULL, with no exception, for
  * anything else: Capture.text decides. */
 static PyObject *
-atomic_text(Tracer *t, PyObject *value)
+atomic_text_slow(Tracer *t, PyObject *value)
 {
     PyObject *text;
     if (!(PyLong_CheckExact(value) || PyFloat_CheckExact(value) || PyBool_Check(value)
@@ -1311,6 +1317,22 @@ atomic_text(Tracer *t, PyObject *value)
         return NULL;
     }
     return text;
+}
+
+/* atomic_text_slow's answer, with its commonest case inline: a small int
+ * whose text int_texts holds (the text int_text gives). */
+static inline PyObject *
+atomic_text(Tracer *t, PyObject *value)
+{
+    long long v;
+    if (PyLong_CheckExact(value) && small_int(value, &v)) {
+        size_t slot = int_text_slot(v);
+        PyObject *text = int_texts[slot].text;
+        if (text != NULL && int_texts[slot].value == v
+                && PyUnicode_GET_LENGTH(text) <= t->max_repr)
+            return Py_NewRef(text);
+    }
+    return atomic_text_slow(t, value);
 }
 
 /* The version tag of an exact dict with a combined table, which CPython
@@ -1879,7 +1901,7 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
         PyObject *value, *old, *name, *text;
         Py_ssize_t shown;
         uint64_t version;
-        int stable;
+        int stable, atomic;
         if (kind & CO_FAST_HIDDEN)
             continue;
         value = iframe->localsplus[i];
@@ -1925,6 +1947,7 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
         ft->seen_version[i] = version = 0;
         Py_INCREF(value);  /* the update may run code that rebinds the local */
         text = old != value ? atomic_text(t, value) : NULL;
+        atomic = text != NULL;
         shown = -1;
         if (text == NULL && !PyErr_Occurred()
                 && (text = container_text(t, value, &shown)) != NULL
@@ -1944,10 +1967,16 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
         if (text != NULL) {
             /* the same text as last time: not a change (Capture.update) */
             PyObject *last = ft->seen_text[i];
-            if (last != NULL && PyUnicode_Compare(last, text) == 0)
-                Py_SETREF(text, Py_NewRef(Py_None));
-            else if (PyErr_Occurred())
+            int differ = 1;
+            if (last == text)
+                differ = 0;  /* a shared text (int_texts): no comparison */
+            else if (last != NULL
+                     && (differ = PyUnicode_Compare(last, text)) == -1 && PyErr_Occurred())
                 Py_CLEAR(text);
+            if (text == NULL)
+                ;
+            else if (!differ)
+                Py_SETREF(text, Py_NewRef(Py_None));
             else
                 Py_XSETREF(ft->seen_text[i], Py_NewRef(text));
         }
@@ -1973,9 +2002,9 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
             Py_DECREF(value);
             return -1;
         }
-        /* A tuple of atomic values (its text came from container_text) cannot
-         * change its text either. */
-        stable = PyLong_CheckExact(value) || PyUnicode_CheckExact(value)
+        /* What atomic_text takes is stable; a tuple of atomic values (its
+         * text came from container_text) cannot change its text either. */
+        stable = atomic || PyLong_CheckExact(value) || PyUnicode_CheckExact(value)
             || PyFloat_CheckExact(value) || value == Py_None || PyBool_Check(value)
             || has_default_repr(value) || (shown >= 0 && PyTuple_CheckExact(value)) ? 1
             : PySet_Contains(t->stable, (PyObject *)Py_TYPE(value));
@@ -1987,9 +2016,13 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
         ft->seen_stable[i] = stable ? Py_TYPE(value) : NULL;
         ft->seen_version[i] = version;
         Py_XSETREF(ft->seen[i], value);
-        if (text != Py_None && add_change(t, name, text, count) < 0) {
-            Py_DECREF(text);
-            return -1;
+        if (text != Py_None) {
+            /* add_change(t, name, text, count), inline */
+            (*count)++;
+            if (pack_value(&t->scratch, name) < 0 || pack_value(&t->scratch, text) < 0) {
+                Py_DECREF(text);
+                return -1;
+            }
         }
         Py_DECREF(text);
     }
