@@ -1319,18 +1319,33 @@ atomic_text_slow(Tracer *t, PyObject *value)
     return text;
 }
 
-/* atomic_text_slow's answer, with its commonest case inline: a small int
- * whose text int_texts holds (the text int_text gives). */
+/* The texts of None, False and True, once made: repr(None) makes a new str
+ * each time (3.11), and a shared text is equal to the last one at a glance. */
+static PyObject *constant_texts[3];
+
+/* atomic_text_slow's answer, with the commonest cases inline: a small int
+ * whose text int_texts holds (the text int_text gives), and the constants. */
 static inline PyObject *
 atomic_text(Tracer *t, PyObject *value)
 {
+    PyObject *text;
     long long v;
     if (PyLong_CheckExact(value) && small_int(value, &v)) {
         size_t slot = int_text_slot(v);
-        PyObject *text = int_texts[slot].text;
+        text = int_texts[slot].text;
         if (text != NULL && int_texts[slot].value == v
                 && PyUnicode_GET_LENGTH(text) <= t->max_repr)
             return Py_NewRef(text);
+    }
+    else if (value == Py_None || value == Py_False || value == Py_True) {
+        int k = value == Py_None ? 0 : value == Py_False ? 1 : 2;
+        text = constant_texts[k];
+        if (text != NULL && PyUnicode_GET_LENGTH(text) <= t->max_repr)
+            return Py_NewRef(text);
+        text = atomic_text_slow(t, value);
+        if (text != NULL && constant_texts[k] == NULL)
+            constant_texts[k] = Py_NewRef(text);
+        return text;
     }
     return atomic_text_slow(t, value);
 }
@@ -1969,9 +1984,16 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
             PyObject *last = ft->seen_text[i];
             int differ = 1;
             if (last == text)
-                differ = 0;  /* a shared text (int_texts): no comparison */
-            else if (last != NULL
-                     && (differ = PyUnicode_Compare(last, text)) == -1 && PyErr_Occurred())
+                differ = 0;  /* a shared text (int_texts, constants): no comparison */
+            else if (last == NULL)
+                ;
+            else if (PyUnicode_CheckExact(last) && PyUnicode_IS_COMPACT_ASCII(last)
+                     && PyUnicode_CheckExact(text) && PyUnicode_IS_COMPACT_ASCII(text))
+                /* most texts: equal if they have the same characters */
+                differ = PyUnicode_GET_LENGTH(last) != PyUnicode_GET_LENGTH(text)
+                    || memcmp(PyUnicode_DATA(last), PyUnicode_DATA(text),
+                              (size_t)PyUnicode_GET_LENGTH(text)) != 0;
+            else if ((differ = PyUnicode_Compare(last, text)) == -1 && PyErr_Occurred())
                 Py_CLEAR(text);
             if (text == NULL)
                 ;
