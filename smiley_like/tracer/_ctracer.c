@@ -438,8 +438,8 @@ long_long_value(PyObject *o, long long *v)
     return !overflow;
 }
 
-/* The n (< 32) characters of a short str: two overlapping fixed-size copies
- * instead of a copy of variable length. */
+/* n (< 32) bytes, a short str's characters or a few packed changes: two
+ * overlapping fixed-size copies instead of a copy of variable length. */
 static inline void
 copy_short(char *to, const char *from, Py_ssize_t n)
 {
@@ -491,7 +491,10 @@ pack_value(Bytes *b, PyObject *o)
         if (small_int(o, &d)) {
             if (reserve(b, 9) < 0)
                 return -1;
-            put_int(b, d);
+            if (d >= -32 && d < 128)
+                PUT(b, d);  /* a fixint, as put_int writes it */
+            else
+                put_int(b, d);
             return 0;
         }
     }
@@ -702,10 +705,19 @@ begin_event(Tracer *t, int kind, int fields, PyFrameObject *frame)
         put_int(b, now);
         p = b->data + b->len;
     }
-    if (line >= 0 && line < 128)
-        *p++ = (char)line;
-    else if (line < 0)
+    if (line < 0)
         *p++ = (char)0xc0;  /* frame.f_lineno is None there too */
+    else if (line < 128)
+        *p++ = (char)line;
+    else if (line < 256) {
+        *p++ = (char)0xcc;
+        *p++ = (char)line;
+    }
+    else if (line < 65536) {
+        *p++ = (char)0xcd;
+        *p++ = (char)(line >> 8);
+        *p++ = (char)line;
+    }
     else {
         b->len = p - b->data;
         put_int(b, line);
@@ -736,8 +748,9 @@ static char changes_marker;
 
 /* Write one event: kind, thread, time and line, then the *n* values *rest*
  * (borrowed, or CHANGES).  Everything it holds must be computed first: nothing here
- * runs Python code until the event is whole. */
-static int
+ * runs Python code until the event is whole.  Inline: each caller's kind and
+ * values are known there. */
+static inline __attribute__((always_inline)) int
 emit(Tracer *t, PyFrameObject *frame, int kind, PyObject **rest, int n)
 {
     int i;
@@ -753,7 +766,10 @@ emit(Tracer *t, PyFrameObject *frame, int kind, PyObject **rest, int n)
                 PUT(b, 0x80 | t->nchanges);  /* a fixmap: almost always */
             else if (pack_map_header(b, t->nchanges) < 0)
                 goto fail;
-            memcpy(b->data + b->len, t->scratch.data, (size_t)t->scratch.len);
+            if (t->scratch.len < 32)
+                copy_short(b->data + b->len, t->scratch.data, t->scratch.len);
+            else
+                memcpy(b->data + b->len, t->scratch.data, (size_t)t->scratch.len);
             b->len += t->scratch.len;
         }
         else if (pack_value(&t->out->b, rest[i]) < 0)
@@ -2186,8 +2202,16 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
                 changed = CHANGES;
         }
         if (what == PyTrace_LINE) {
-            items[0] = changed;
-            err = emit(t, frame, EV_LINE, items, 1);
+            /* one inline emit per value: with a single one for both, gcc's
+             * -Warray-bounds follows None down pack_value's str path */
+            if (changed == CHANGES) {
+                items[0] = CHANGES;
+                err = emit(t, frame, EV_LINE, items, 1);
+            }
+            else {
+                items[0] = Py_None;
+                err = emit(t, frame, EV_LINE, items, 1);
+            }
         }
         else {
             /* A frame left by an exception: its last instruction is not one
