@@ -2090,6 +2090,17 @@ unchanged(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code)
 
 /* -- events ---------------------------------------------------------------- */
 
+/* The code object of a frame, borrowed: the frame holds it while it runs. */
+static inline PyCodeObject *
+frame_code(PyFrameObject *frame)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return _PyFrame_GetCode(frame->f_frame);
+#else
+    return frame->f_frame->f_code;
+#endif
+}
+
 /* A 'call' event.  Returns a new FrameTracer for the frame, or NULL: with an
  * exception set if one must go into the program, else the frame is not traced. */
 static FrameTracer *handle_call_inner(Tracer *t, PyFrameObject *frame);
@@ -2108,7 +2119,7 @@ handle_call(Tracer *t, PyFrameObject *frame)
 static FrameTracer *
 handle_call_inner(Tracer *t, PyFrameObject *frame)
 {
-    PyCodeObject *code = PyFrame_GetCode(frame);
+    PyCodeObject *code = frame_code(frame);
     CodeInfo *info;
     FrameTracer *ft = NULL;
     PyObject *args, *items[2];
@@ -2118,7 +2129,6 @@ handle_call_inner(Tracer *t, PyFrameObject *frame)
     if (info == NULL)
         goto error;
     if (info->code_id == Py_None) {
-        Py_DECREF(code);
         check_pending(t, frame);
         return NULL;
     }
@@ -2150,7 +2160,6 @@ handle_call_inner(Tracer *t, PyFrameObject *frame)
     err = emit(t, frame, EV_CALL, items, 2);
     if (err < 0)
         goto error;
-    Py_DECREF(code);
     if (t->calls_only)
         frame->f_trace_lines = 0;
     if (check_pending(t, frame) < 0) {
@@ -2159,7 +2168,6 @@ handle_call_inner(Tracer *t, PyFrameObject *frame)
     }
     return ft;
 error:
-    Py_DECREF(code);
     Py_XDECREF(ft);
     our_error(t, frame);
     return NULL;
@@ -2190,7 +2198,7 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
 
     Py_INCREF(ft);
     Py_INCREF(t);
-    code = PyFrame_GetCode(frame);
+    code = frame_code(frame);
     if (what == PyTrace_LINE || what == PyTrace_RETURN) {
         changed = Py_None;
         t->nchanges = 0;
@@ -2222,9 +2230,10 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
             if (co_code == NULL)
                 goto error;
             size = PyBytes_GET_SIZE(co_code);
-            lasti = PyFrame_GetLasti(frame);
-            if (lasti < 0)
-                lasti += (int)size;  /* co_code[-1], as in Python */
+            /* PyFrame_GetLasti without the call; -1 (no instruction run
+             * yet) reads co_code[-1], as in Python */
+            lasti = _PyInterpreterFrame_LASTI(frame->f_frame);
+            lasti = lasti < 0 ? (int)size - 1 : lasti * (int)sizeof(_Py_CODEUNIT);
             normal = lasti >= 0 && lasti < size
                 && t->normal_exit[(unsigned char)PyBytes_AS_STRING(co_code)[lasti]];
             Py_DECREF(co_code);
@@ -2290,7 +2299,6 @@ error:
 done:
     if (result == 0)
         result = check_pending(t, frame);
-    Py_DECREF(code);
     Py_DECREF(t);
     Py_DECREF(ft);
     return result;
