@@ -462,8 +462,18 @@ copy_short(char *to, const char *from, Py_ssize_t n)
     }
 }
 
-/* pack_obj for what events hold most, None, short ASCII text (names and
- * texts) and small ints (code ids), inline; the rest through pack_obj. */
+/* n (>= 32) bytes: 32 at a time, the last 32 overlapping. */
+static inline void
+copy_medium(char *to, const char *from, Py_ssize_t n)
+{
+    Py_ssize_t i;
+    for (i = 0; i + 32 < n; i += 32)
+        memcpy(to + i, from + i, 32);
+    memcpy(to + n - 32, from + n - 32, 32);
+}
+
+/* pack_obj for what events hold most, None, ASCII text (names and texts)
+ * and small ints (code ids), inline; the rest through pack_obj. */
 static inline __attribute__((always_inline)) int
 pack_value(Bytes *b, PyObject *o)
 {
@@ -474,16 +484,28 @@ pack_value(Bytes *b, PyObject *o)
         return 0;
     }
     if (PyUnicode_CheckExact(o) && PyUnicode_IS_COMPACT_ASCII(o)
-            && PyUnicode_GET_LENGTH(o) < 32) {
+            && PyUnicode_GET_LENGTH(o) < 256) {
         Py_ssize_t n = PyUnicode_GET_LENGTH(o);
+        /* compact ASCII: the characters follow the object's header */
+        const char *s = (const char *)((PyASCIIObject *)o + 1);
         char *p;
-        if (reserve(b, 32) < 0)
+        if (n < 32) {
+            if (reserve(b, 32) < 0)
+                return -1;
+            p = b->data + b->len;
+            *p = (char)(0xa0 | n);
+            copy_short(p + 1, s, n);
+            b->len += n + 1;
+            return 0;
+        }
+        /* ("<mod.Name object at 0x...>" and the like) */
+        if (reserve(b, n + 2) < 0)
             return -1;
         p = b->data + b->len;
-        *p = (char)(0xa0 | n);
-        /* compact ASCII: the characters follow the object's header */
-        copy_short(p + 1, (const char *)((PyASCIIObject *)o + 1), n);
-        b->len += n + 1;
+        p[0] = (char)0xd9;
+        p[1] = (char)n;
+        copy_medium(p + 2, s, n);
+        b->len += n + 2;
         return 0;
     }
     if (PyLong_CheckExact(o)) {
@@ -728,7 +750,7 @@ begin_event(Tracer *t, int kind, int fields, PyFrameObject *frame)
 }
 
 /* The event is complete: count it; wait for room if the buffer is full. */
-static int
+static inline int
 end_event(Tracer *t)
 {
     PyObject *r;
@@ -1278,6 +1300,22 @@ plain_str_repr(PyObject *s, char *out)
     return n + 2;
 }
 
+/* atomic_text of a value whose repr() is *text* (NULL: it failed). */
+static inline PyObject *
+repr_text(Tracer *t, PyObject *text)
+{
+    if (text == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_ValueError))
+            PyErr_Clear();  /* an int too long to print: Capture.text has words for it */
+        return NULL;
+    }
+    if (PyUnicode_GET_LENGTH(text) > t->max_repr) {
+        Py_DECREF(text);
+        return NULL;
+    }
+    return text;
+}
+
 /* Capture.text of a value whose text is plain repr() there (an exact int,
  * float, bool, None, a str of at most max_repr characters, an object with
  * object.__repr__) and fits in max_repr; NULL, with no exception, for
@@ -1323,16 +1361,7 @@ atomic_text_slow(Tracer *t, PyObject *value)
     if (text == NULL)
         text = has_default_repr(value) ? default_repr_text(value)
             : Py_TYPE(value)->tp_repr(value);
-    if (text == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_ValueError))
-            PyErr_Clear();  /* an int too long to print: Capture.text has words for it */
-        return NULL;
-    }
-    if (PyUnicode_GET_LENGTH(text) > t->max_repr) {
-        Py_DECREF(text);
-        return NULL;
-    }
-    return text;
+    return repr_text(t, text);
 }
 
 /* The texts of None, False and True, once made: repr(None) makes a new str
@@ -1340,8 +1369,9 @@ atomic_text_slow(Tracer *t, PyObject *value)
 static PyObject *constant_texts[3];
 
 /* atomic_text_slow's answer, with the commonest cases inline: a small int
- * whose text int_texts holds (the text int_text gives), and the constants. */
-static inline PyObject *
+ * whose text int_texts holds (the text int_text gives), the constants, and
+ * objects with object.__repr__ (no exact int, float or str has that). */
+static inline __attribute__((always_inline)) PyObject *
 atomic_text(Tracer *t, PyObject *value)
 {
     PyObject *text;
@@ -1363,6 +1393,8 @@ atomic_text(Tracer *t, PyObject *value)
             constant_texts[k] = Py_NewRef(text);
         return text;
     }
+    else if (has_default_repr(value))
+        return repr_text(t, default_repr_text(value));
     return atomic_text_slow(t, value);
 }
 
