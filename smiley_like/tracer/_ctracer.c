@@ -1209,14 +1209,15 @@ put_digits(long long v, char *end)
     return p;
 }
 
-/* repr() of an int that fits in a long long: digits written here, or taken
- * from the cache. */
+/* v's place in int_texts. */
 static inline size_t
 int_text_slot(long long v)
 {
     return (size_t)(((unsigned long long)v * 0x9E3779B97F4A7C15ULL) >> 54);
 }
 
+/* repr() of an int that fits in a long long: digits written here, or taken
+ * from the cache. */
 static PyObject *
 int_text(long long v)
 {
