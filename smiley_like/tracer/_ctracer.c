@@ -439,9 +439,43 @@ long_long_value(PyObject *o, long long *v)
     return !overflow;
 }
 
-/* pack_obj for what events hold most, None and short ASCII text (names and
- * texts), inline; the rest through pack_obj. */
-static inline int
+/* n (< 32) bytes, a short str's characters or a few packed changes: two
+ * overlapping fixed-size copies instead of a copy of variable length. */
+static inline void
+copy_short(char *to, const char *from, Py_ssize_t n)
+{
+    if (n >= 16) {
+        memcpy(to, from, 16);
+        memcpy(to + n - 16, from + n - 16, 16);
+    }
+    else if (n >= 8) {
+        memcpy(to, from, 8);
+        memcpy(to + n - 8, from + n - 8, 8);
+    }
+    else if (n >= 4) {
+        memcpy(to, from, 4);
+        memcpy(to + n - 4, from + n - 4, 4);
+    }
+    else if (n > 0) {
+        to[0] = from[0];
+        to[n / 2] = from[n / 2];
+        to[n - 1] = from[n - 1];
+    }
+}
+
+/* n (>= 32) bytes: 32 at a time, the last 32 overlapping. */
+static inline void
+copy_medium(char *to, const char *from, Py_ssize_t n)
+{
+    Py_ssize_t i;
+    for (i = 0; i + 32 < n; i += 32)
+        memcpy(to + i, from + i, 32);
+    memcpy(to + n - 32, from + n - 32, 32);
+}
+
+/* pack_obj for what events hold most, None, ASCII text (names and texts)
+ * and small ints (code ids), inline; the rest through pack_obj. */
+static inline __attribute__((always_inline)) int
 pack_value(Bytes *b, PyObject *o)
 {
     if (o == Py_None) {
@@ -451,16 +485,41 @@ pack_value(Bytes *b, PyObject *o)
         return 0;
     }
     if (PyUnicode_CheckExact(o) && PyUnicode_IS_COMPACT_ASCII(o)
-            && PyUnicode_GET_LENGTH(o) < 32) {
+            && PyUnicode_GET_LENGTH(o) < 256) {
         Py_ssize_t n = PyUnicode_GET_LENGTH(o);
+        /* compact ASCII: the characters follow the object's header */
+        const char *s = (const char *)((PyASCIIObject *)o + 1);
         char *p;
-        if (reserve(b, 32) < 0)
+        if (n < 32) {
+            if (reserve(b, 32) < 0)
+                return -1;
+            p = b->data + b->len;
+            *p = (char)(0xa0 | n);
+            copy_short(p + 1, s, n);
+            b->len += n + 1;
+            return 0;
+        }
+        /* ("<mod.Name object at 0x...>" and the like) */
+        if (reserve(b, n + 2) < 0)
             return -1;
         p = b->data + b->len;
-        *p = (char)(0xa0 | n);
-        memcpy(p + 1, PyUnicode_DATA(o), (size_t)n);
-        b->len += n + 1;
+        p[0] = (char)0xd9;
+        p[1] = (char)n;
+        copy_medium(p + 2, s, n);
+        b->len += n + 2;
         return 0;
+    }
+    if (PyLong_CheckExact(o)) {
+        long long d;
+        if (small_int(o, &d)) {
+            if (reserve(b, 9) < 0)
+                return -1;
+            if (d >= -32 && d < 128)
+                PUT(b, d);  /* a fixint, as put_int writes it */
+            else
+                put_int(b, d);
+            return 0;
+        }
     }
     return pack_obj(b, o, 0);
 }
@@ -632,37 +691,67 @@ static PyTypeObject EventBufferType = {
     .tp_as_sequence = &EventBuffer_as_sequence,
 };
 
-/* Start an event of *fields* items: [kind, thread_no, t_ns, line_no, ...]. */
-static int
+/* Start an event of *fields* items: [kind, thread_no, t_ns, line_no, ...].
+ * Inline in emit(): it is half of what an event costs. */
+static inline __attribute__((always_inline)) int
 begin_event(Tracer *t, int kind, int fields, PyFrameObject *frame)
 {
     Bytes *b = &t->out->b;
-    int line = PyFrame_GetLineNumber(frame);
+    /* f_lineno is set while a trace function runs, and then it is what
+     * PyFrame_GetLineNumber returns (3.11 to 3.13) */
+    int line = frame->f_lineno > 0 ? frame->f_lineno : PyFrame_GetLineNumber(frame);
+    long long now;
+    char *p;
     t->event_start = b->len;
     if (reserve(b, 2 + 3 * 9) < 0)  /* room for all of it, checked once */
         return -1;
-    long long now = event_ns(t->stamp);
-    PUT(b, 0x90 | fields);
-    PUT(b, kind);
+    now = event_ns(t->stamp);
+    /* written through p: a store through b->data could alias b->len */
+    p = b->data + b->len;
+    *p++ = (char)(0x90 | fields);
+    *p++ = (char)kind;
     if (t->thread_no_c >= 0 && t->thread_no_c < 128)
-        PUT(b, t->thread_no_c);
-    else
+        *p++ = (char)t->thread_no_c;
+    else {
+        b->len = p - b->data;
         put_int(b, t->thread_no_c);
-    if (now >= (1LL << 32)) {  /* the clock, after the first 4.3 s of uptime */
-        PUT(b, 0xcf);
-        put_be(b, (uint64_t)now, 8);
+        p = b->data + b->len;
     }
-    else
+    if (now >= (1LL << 32)) {  /* the clock, after the first 4.3 s of uptime */
+        uint64_t w = __builtin_bswap64((uint64_t)now);
+        *p++ = (char)0xcf;
+        memcpy(p, &w, 8);
+        p += 8;
+    }
+    else {
+        b->len = p - b->data;
         put_int(b, now);
+        p = b->data + b->len;
+    }
     if (line < 0)
-        PUT(b, 0xc0);  /* frame.f_lineno is None there too */
-    else
+        *p++ = (char)0xc0;  /* frame.f_lineno is None there too */
+    else if (line < 128)
+        *p++ = (char)line;
+    else if (line < 256) {
+        *p++ = (char)0xcc;
+        *p++ = (char)line;
+    }
+    else if (line < 65536) {
+        *p++ = (char)0xcd;
+        *p++ = (char)(line >> 8);
+        *p++ = (char)line;
+    }
+    else {
+        b->len = p - b->data;
         put_int(b, line);
+        return 0;
+    }
+    b->len = p - b->data;
     return 0;
 }
 
 /* The event is complete: count it; wait for room if the buffer is full. */
-static int
+static inline int
 end_event(Tracer *t)
 {
     PyObject *r;
@@ -682,8 +771,9 @@ static char changes_marker;
 
 /* Write one event: kind, thread, time and line, then the *n* values *rest*
  * (borrowed, or CHANGES).  Everything it holds must be computed first: nothing here
- * runs Python code until the event is whole. */
-static int
+ * runs Python code until the event is whole.  Inline: each caller's kind and
+ * values are known there. */
+static inline __attribute__((always_inline)) int
 emit(Tracer *t, PyFrameObject *frame, int kind, PyObject **rest, int n)
 {
     int i;
@@ -699,7 +789,10 @@ emit(Tracer *t, PyFrameObject *frame, int kind, PyObject **rest, int n)
                 PUT(b, 0x80 | t->nchanges);  /* a fixmap: almost always */
             else if (pack_map_header(b, t->nchanges) < 0)
                 goto fail;
-            memcpy(b->data + b->len, t->scratch.data, (size_t)t->scratch.len);
+            if (t->scratch.len < 32)
+                copy_short(b->data + b->len, t->scratch.data, t->scratch.len);
+            else
+                memcpy(b->data + b->len, t->scratch.data, (size_t)t->scratch.len);
             b->len += t->scratch.len;
         }
         else if (pack_value(&t->out->b, rest[i]) < 0)
@@ -1117,13 +1210,20 @@ put_digits(long long v, char *end)
     return p;
 }
 
+/* v's place in int_texts. */
+static inline size_t
+int_text_slot(long long v)
+{
+    return (size_t)(((unsigned long long)v * 0x9E3779B97F4A7C15ULL) >> 54);
+}
+
 /* repr() of an int that fits in a long long: digits written here, or taken
  * from the cache. */
 static PyObject *
 int_text(long long v)
 {
     char digits[24], *end = digits + sizeof(digits), *p;
-    size_t slot = (size_t)(((unsigned long long)v * 0x9E3779B97F4A7C15ULL) >> 54);
+    size_t slot = int_text_slot(v);
     PyObject *text = int_texts[slot].text;
     if (text != NULL && int_texts[slot].value == v)
         return Py_NewRef(text);
@@ -1202,12 +1302,28 @@ plain_str_repr(PyObject *s, char *out)
     return n + 2;
 }
 
+/* atomic_text of a value whose repr() is *text* (NULL: it failed). */
+static inline PyObject *
+repr_text(Tracer *t, PyObject *text)
+{
+    if (text == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_ValueError))
+            PyErr_Clear();  /* an int too long to print: Capture.text has words for it */
+        return NULL;
+    }
+    if (PyUnicode_GET_LENGTH(text) > t->max_repr) {
+        Py_DECREF(text);
+        return NULL;
+    }
+    return text;
+}
+
 /* Capture.text of a value whose text is plain repr() there (an exact int,
  * float, bool, None, a str of at most max_repr characters, an object with
  * object.__repr__) and fits in max_repr; NULL, with no exception, for
  * anything else: Capture.text decides. */
 static PyObject *
-atomic_text(Tracer *t, PyObject *value)
+atomic_text_slow(Tracer *t, PyObject *value)
 {
     PyObject *text;
     if (!(PyLong_CheckExact(value) || PyFloat_CheckExact(value) || PyBool_Check(value)
@@ -1247,16 +1363,41 @@ atomic_text(Tracer *t, PyObject *value)
     if (text == NULL)
         text = has_default_repr(value) ? default_repr_text(value)
             : Py_TYPE(value)->tp_repr(value);
-    if (text == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_ValueError))
-            PyErr_Clear();  /* an int too long to print: Capture.text has words for it */
-        return NULL;
+    return repr_text(t, text);
+}
+
+/* The texts of None, False and True, once made: repr(None) makes a new str
+ * each time (3.11), and a shared text is equal to the last one at a glance. */
+static PyObject *constant_texts[3];
+
+/* atomic_text_slow's answer, with the commonest cases inline: a small int
+ * whose text int_texts holds (the text int_text gives), the constants, and
+ * objects with object.__repr__ (no exact int, float or str has that). */
+static inline __attribute__((always_inline)) PyObject *
+atomic_text(Tracer *t, PyObject *value)
+{
+    PyObject *text;
+    long long v;
+    if (PyLong_CheckExact(value) && small_int(value, &v)) {
+        size_t slot = int_text_slot(v);
+        text = int_texts[slot].text;
+        if (text != NULL && int_texts[slot].value == v
+                && PyUnicode_GET_LENGTH(text) <= t->max_repr)
+            return Py_NewRef(text);
     }
-    if (PyUnicode_GET_LENGTH(text) > t->max_repr) {
-        Py_DECREF(text);
-        return NULL;
+    else if (value == Py_None || value == Py_False || value == Py_True) {
+        int k = value == Py_None ? 0 : value == Py_False ? 1 : 2;
+        text = constant_texts[k];
+        if (text != NULL && PyUnicode_GET_LENGTH(text) <= t->max_repr)
+            return Py_NewRef(text);
+        text = atomic_text_slow(t, value);
+        if (text != NULL && constant_texts[k] == NULL)
+            constant_texts[k] = Py_NewRef(text);
+        return text;
     }
-    return text;
+    else if (has_default_repr(value))
+        return repr_text(t, default_repr_text(value));
+    return atomic_text_slow(t, value);
 }
 
 /* The version tag of an exact dict with a combined table, which CPython
@@ -1825,7 +1966,7 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
         PyObject *value, *old, *name, *text;
         Py_ssize_t shown;
         uint64_t version;
-        int stable;
+        int stable, atomic;
         if (kind & CO_FAST_HIDDEN)
             continue;
         value = iframe->localsplus[i];
@@ -1871,6 +2012,7 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
         ft->seen_version[i] = version = 0;
         Py_INCREF(value);  /* the update may run code that rebinds the local */
         text = old != value ? atomic_text(t, value) : NULL;
+        atomic = text != NULL;
         shown = -1;
         if (text == NULL && !PyErr_Occurred()
                 && (text = container_text(t, value, &shown)) != NULL
@@ -1890,10 +2032,23 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
         if (text != NULL) {
             /* the same text as last time: not a change (Capture.update) */
             PyObject *last = ft->seen_text[i];
-            if (last != NULL && PyUnicode_Compare(last, text) == 0)
-                Py_SETREF(text, Py_NewRef(Py_None));
-            else if (PyErr_Occurred())
+            int differ = 1;
+            if (last == text)
+                differ = 0;  /* a shared text (int_texts, constants): no comparison */
+            else if (last == NULL)
+                ;
+            else if (PyUnicode_CheckExact(last) && PyUnicode_IS_COMPACT_ASCII(last)
+                     && PyUnicode_CheckExact(text) && PyUnicode_IS_COMPACT_ASCII(text))
+                /* most texts: equal if they have the same characters */
+                differ = PyUnicode_GET_LENGTH(last) != PyUnicode_GET_LENGTH(text)
+                    || memcmp(PyUnicode_DATA(last), PyUnicode_DATA(text),
+                              (size_t)PyUnicode_GET_LENGTH(text)) != 0;
+            else if ((differ = PyUnicode_Compare(last, text)) == -1 && PyErr_Occurred())
                 Py_CLEAR(text);
+            if (text == NULL)
+                ;
+            else if (!differ)
+                Py_SETREF(text, Py_NewRef(Py_None));
             else
                 Py_XSETREF(ft->seen_text[i], Py_NewRef(text));
         }
@@ -1919,9 +2074,9 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
             Py_DECREF(value);
             return -1;
         }
-        /* A tuple of atomic values (its text came from container_text) cannot
-         * change its text either. */
-        stable = PyLong_CheckExact(value) || PyUnicode_CheckExact(value)
+        /* What atomic_text takes is stable; a tuple of atomic values (its
+         * text came from container_text) cannot change its text either. */
+        stable = atomic || PyLong_CheckExact(value) || PyUnicode_CheckExact(value)
             || PyFloat_CheckExact(value) || value == Py_None || PyBool_Check(value)
             || has_default_repr(value) || (shown >= 0 && PyTuple_CheckExact(value)) ? 1
             : PySet_Contains(t->stable, (PyObject *)Py_TYPE(value));
@@ -1933,9 +2088,13 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
         ft->seen_stable[i] = stable ? Py_TYPE(value) : NULL;
         ft->seen_version[i] = version;
         Py_XSETREF(ft->seen[i], value);
-        if (text != Py_None && add_change(t, name, text, count) < 0) {
-            Py_DECREF(text);
-            return -1;
+        if (text != Py_None) {
+            /* add_change(t, name, text, count), inline */
+            (*count)++;
+            if (pack_value(&t->scratch, name) < 0 || pack_value(&t->scratch, text) < 0) {
+                Py_DECREF(text);
+                return -1;
+            }
         }
         Py_DECREF(text);
     }
@@ -1965,6 +2124,17 @@ unchanged(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code)
 
 /* -- events ---------------------------------------------------------------- */
 
+/* The code object of a frame, borrowed: the frame holds it while it runs. */
+static inline PyCodeObject *
+frame_code(PyFrameObject *frame)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return _PyFrame_GetCode(frame->f_frame);
+#else
+    return frame->f_frame->f_code;
+#endif
+}
+
 /* A 'call' event.  Returns a new FrameTracer for the frame, or NULL: with an
  * exception set if one must go into the program, else the frame is not traced. */
 static FrameTracer *handle_call_inner(Tracer *t, PyFrameObject *frame);
@@ -1983,7 +2153,7 @@ handle_call(Tracer *t, PyFrameObject *frame)
 static FrameTracer *
 handle_call_inner(Tracer *t, PyFrameObject *frame)
 {
-    PyCodeObject *code = PyFrame_GetCode(frame);
+    PyCodeObject *code = frame_code(frame);
     CodeInfo *info;
     FrameTracer *ft = NULL;
     PyObject *args, *items[2];
@@ -1993,7 +2163,6 @@ handle_call_inner(Tracer *t, PyFrameObject *frame)
     if (info == NULL)
         goto error;
     if (info->code_id == Py_None) {
-        Py_DECREF(code);
         check_pending(t, frame);
         return NULL;
     }
@@ -2025,7 +2194,6 @@ handle_call_inner(Tracer *t, PyFrameObject *frame)
     err = emit(t, frame, EV_CALL, items, 2);
     if (err < 0)
         goto error;
-    Py_DECREF(code);
     if (t->calls_only)
         frame->f_trace_lines = 0;
     if (check_pending(t, frame) < 0) {
@@ -2034,7 +2202,6 @@ handle_call_inner(Tracer *t, PyFrameObject *frame)
     }
     return ft;
 error:
-    Py_DECREF(code);
     Py_XDECREF(ft);
     our_error(t, frame);
     return NULL;
@@ -2065,7 +2232,7 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
 
     Py_INCREF(ft);
     Py_INCREF(t);
-    code = PyFrame_GetCode(frame);
+    code = frame_code(frame);
     if (what == PyTrace_LINE || what == PyTrace_RETURN) {
         changed = Py_None;
         t->nchanges = 0;
@@ -2077,8 +2244,16 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
                 changed = CHANGES;
         }
         if (what == PyTrace_LINE) {
-            items[0] = changed;
-            err = emit(t, frame, EV_LINE, items, 1);
+            /* one inline emit per value: with a single one for both, gcc's
+             * -Warray-bounds follows None down pack_value's str path */
+            if (changed == CHANGES) {
+                items[0] = CHANGES;
+                err = emit(t, frame, EV_LINE, items, 1);
+            }
+            else {
+                items[0] = Py_None;
+                err = emit(t, frame, EV_LINE, items, 1);
+            }
         }
         else {
             /* A frame left by an exception: its last instruction is not one
@@ -2091,9 +2266,10 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
                 goto error;
             size = PyBytes_GET_SIZE(co_code);
             ops = (const unsigned char *)PyBytes_AS_STRING(co_code);
-            lasti = PyFrame_GetLasti(frame);
-            if (lasti < 0)
-                lasti += (int)size;  /* co_code[-1], as in Python */
+            /* PyFrame_GetLasti without the call; -1 (no instruction run
+             * yet) reads co_code[-1], as in Python */
+            lasti = _PyInterpreterFrame_LASTI(frame->f_frame);
+            lasti = lasti < 0 ? (int)size - 1 : lasti * (int)sizeof(_Py_CODEUNIT);
             normal = lasti >= 0 && lasti < size && t->normal_exit[ops[lasti]];
 #if PY_VERSION_HEX >= 0x030D0000
             /* 3.13 reports a yield at the RESUME just after its YIELD_VALUE */
@@ -2164,7 +2340,6 @@ error:
 done:
     if (result == 0)
         result = check_pending(t, frame);
-    Py_DECREF(code);
     Py_DECREF(t);
     Py_DECREF(ft);
     return result;
