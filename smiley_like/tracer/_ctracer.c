@@ -2534,6 +2534,17 @@ tracer_ready(Tracer *self)
     return 1;
 }
 
+/* Whether *tracer*, given to *function*, is a Tracer ready to install. */
+static int
+tracer_argument(PyObject *tracer, const char *function)
+{
+    if (!PyObject_TypeCheck(tracer, &TracerType)) {
+        PyErr_Format(PyExc_TypeError, "%s() takes a Tracer or None", function);
+        return 0;
+    }
+    return tracer_ready((Tracer *)tracer);
+}
+
 /* tracer(frame, event, arg): recorder.py's trace_call, for a trampoline. */
 static PyObject *
 Tracer_call(Tracer *self, PyObject *args, PyObject *kwds)
@@ -2955,11 +2966,7 @@ monitor_thread(PyObject *module, PyObject *tracer)
         mon_tracer = NULL;
         Py_RETURN_NONE;
     }
-    if (!PyObject_TypeCheck(tracer, &TracerType)) {
-        PyErr_SetString(PyExc_TypeError, "monitor_thread() takes a Tracer or None");
-        return NULL;
-    }
-    if (!tracer_ready((Tracer *)tracer))
+    if (!tracer_argument(tracer, "monitor_thread"))
         return NULL;
     if (mon_session & 1) {
         PyErr_SetString(PyExc_RuntimeError, "no monitoring session: call monitoring_start()");
@@ -3005,11 +3012,7 @@ install(PyObject *module, PyObject *tracer)
         PyEval_SetTrace(NULL, NULL);
         Py_RETURN_NONE;
     }
-    if (!PyObject_TypeCheck(tracer, &TracerType)) {
-        PyErr_SetString(PyExc_TypeError, "install() takes a Tracer or None");
-        return NULL;
-    }
-    if (!tracer_ready((Tracer *)tracer))
+    if (!tracer_argument(tracer, "install"))
         return NULL;
     PyEval_SetTrace(trace_func, tracer);
     Py_RETURN_NONE;
