@@ -38,6 +38,9 @@
 #endif
 #include "internal/pycore_frame.h"
 #include "opcode.h"   /* RESUME, YIELD_VALUE */
+#if PY_VERSION_HEX >= 0x030D0000
+#include "internal/pycore_setobject.h"   /* _PySet_NextEntry */
+#endif
 
 /* Kinds of fast locals (Include/internal/pycore_code.h). */
 #ifndef CO_FAST_HIDDEN
@@ -103,11 +106,15 @@ typedef struct {
     PyObject *ignored;        /* dict: code id -> names */
     PyObject *ignored_marker; /* capture.IGNORED */
     Py_ssize_t max_repr;      /* Capture.max_repr */
+    Py_ssize_t max_depth;     /* Capture.max_depth */
     Py_ssize_t mark_elements; /* Capture._mark_elements: max_repr // 3 + 2 */
     unsigned char normal_exit[256];
     Bytes scratch;            /* the changes of the event being made, packed */
     Bytes chars;              /* container_text's text, as it is written */
     Py_ssize_t nchanges;      /* and their number */
+    PyObject **deep_objs;     /* deep_walk's arrays, deep_cap long */
+    Py_ssize_t *deep_lengths;
+    Py_ssize_t deep_cap;
     CodeInfo *table;          /* open addressing, keyed by code object address */
     Py_ssize_t table_size;    /* a power of two */
     Py_ssize_t table_used;
@@ -119,6 +126,7 @@ typedef struct {
     PyObject *code_id;
     int is_module;
     PyObject *objs, *texts, *marks;   /* the state Capture works on; NULL until needed */
+    PyObject *deep;                   /* name -> deep_mark of its value, or NULL */
     PyObject *ignored;                /* names never captured, or NULL */
     Py_ssize_t nseen;
     void *block;                      /* owns the three arrays below, room for block_size locals */
@@ -956,7 +964,7 @@ frame_tracer_new(Tracer *t, CodeInfo *info, PyCodeObject *code)
     Py_INCREF(info->code_id);
     ft->code_id = info->code_id;
     ft->is_module = info->is_module;
-    ft->objs = ft->texts = ft->marks = NULL;
+    ft->objs = ft->texts = ft->marks = ft->deep = NULL;
     ft->ignored = Py_XNewRef(info->ignored);
     ft->nseen = 0;
     ft->seen = ft->seen_text = NULL;
@@ -1917,6 +1925,156 @@ add_change(Tracer *t, PyObject *name, PyObject *text, Py_ssize_t *count)
     return 0;
 }
 
+/* -- deep marks: nested containers whose text cannot have changed -----------
+ *
+ * Capture.text of a list of lists (or any nesting of lists, tuples, dicts,
+ * sets) comes from Python, and so would every line's check that a local
+ * still bound to it kept its text: a loop over a matrix in the frame that
+ * holds it would pay that at every line.  A deep mark is what that text was
+ * made of: the objects Capture._walk visits, in its order, as far as any text
+ * of max_repr characters reaches (each element shown takes at least one of
+ * its characters) and no deeper than max_depth, with each container's length.
+ * It holds them (so none is freed and replaced by another at its address).
+ * The same objects, each container as long as it was, mean the same text,
+ * where every other object is one whose text depends on nothing but itself:
+ * an exact int, float, str, bytes, bool or None, or an object with
+ * object.__repr__.  Anything else makes the value unmarkable. */
+
+typedef struct {
+    PyObject **objs;         /* visited, in order (borrowed while walking) */
+    Py_ssize_t *lengths;     /* each visited container's length, in order */
+    Py_ssize_t nobjs, nlengths, cap, budget;
+    PyObject *active[16];    /* the containers being walked: Capture's cycle check */
+    int nactive;
+} DeepWalk;
+
+static int
+deep_visit(DeepWalk *w, PyObject *value, Py_ssize_t depth)
+{
+    PyTypeObject *tp = Py_TYPE(value);
+    Py_ssize_t n, i, pos = 0;
+    PyObject *key, *item;
+    Py_hash_t hash;
+    int is_container, k, result = 1;
+    if (w->budget-- <= 0)
+        return 1;  /* beyond what the text can show */
+    if (w->nobjs == w->cap)
+        return 0;
+    w->objs[w->nobjs++] = value;
+    is_container = tp == &PyList_Type || tp == &PyTuple_Type || tp == &PyDict_Type
+        || tp == &PySet_Type || tp == &PyFrozenSet_Type;
+    if (!is_container)
+        return tp == &PyLong_Type || tp == &PyFloat_Type || tp == &PyUnicode_Type
+            || tp == &PyBytes_Type || tp == &PyBool_Type || value == Py_None
+            || has_default_repr(value);
+    n = Py_SIZE(value);
+    if (tp == &PyDict_Type)
+        n = PyDict_GET_SIZE(value);
+    else if (tp == &PySet_Type || tp == &PyFrozenSet_Type)
+        n = PySet_GET_SIZE(value);
+    if (w->nlengths == w->cap)
+        return 0;
+    w->lengths[w->nlengths++] = n;
+    if (n == 0 || depth <= 0)
+        return 1;  /* "[]", or "[...]" at the depth limit */
+    for (k = 0; k < w->nactive; k++)
+        if (w->active[k] == value)
+            return 1;  /* "[...]": itself, inside itself */
+    if (w->nactive == (int)(sizeof(w->active) / sizeof(w->active[0])))
+        return 0;
+    w->active[w->nactive++] = value;
+    if (tp == &PyList_Type || tp == &PyTuple_Type) {
+        PyObject **items = tp == &PyList_Type ? ((PyListObject *)value)->ob_item
+                                              : ((PyTupleObject *)value)->ob_item;
+        for (i = 0; i < n && w->budget > 0 && result == 1; i++)
+            result = deep_visit(w, items[i], depth - 1);
+    }
+    else if (tp == &PyDict_Type) {
+        while (w->budget > 0 && result == 1 && PyDict_Next(value, &pos, &key, &item)) {
+            result = deep_visit(w, key, depth - 1);
+            if (result == 1)
+                result = deep_visit(w, item, depth - 1);
+        }
+    }
+    else {
+        while (w->budget > 0 && result == 1 && _PySet_NextEntry(value, &pos, &key, &hash))
+            result = deep_visit(w, key, depth - 1);
+    }
+    w->nactive--;
+    return result;
+}
+
+/* Walk *value* into t->deep_walk's arrays: 1, or 0 if it cannot be marked. */
+static int
+deep_walk(Tracer *t, PyObject *value, DeepWalk *w)
+{
+    Py_ssize_t cap = 2 * t->max_repr + 8;
+    if (t->deep_cap < cap) {
+        PyObject **objs = PyMem_Realloc(t->deep_objs, cap * sizeof(PyObject *));
+        Py_ssize_t *lengths;
+        if (objs == NULL)
+            return -1;
+        t->deep_objs = objs;
+        lengths = PyMem_Realloc(t->deep_lengths, cap * sizeof(Py_ssize_t));
+        if (lengths == NULL)
+            return -1;
+        t->deep_lengths = lengths;
+        t->deep_cap = cap;
+    }
+    w->objs = t->deep_objs;
+    w->lengths = t->deep_lengths;
+    w->nobjs = w->nlengths = 0;
+    w->cap = cap;
+    w->budget = t->max_repr + 4;  /* every element shown costs the text one character */
+    w->nactive = 0;
+    return deep_visit(w, value, t->max_depth);
+}
+
+/* The deep mark of *value*: (objects..., lengths as bytes); None if it
+ * cannot be marked. */
+static PyObject *
+deep_mark(Tracer *t, PyObject *value)
+{
+    DeepWalk w;
+    PyObject *mark, *lengths;
+    Py_ssize_t i;
+    int ok = deep_walk(t, value, &w);
+    if (ok < 0)
+        return PyErr_NoMemory();
+    if (!ok)
+        Py_RETURN_NONE;
+    lengths = PyBytes_FromStringAndSize((const char *)w.lengths,
+                                        w.nlengths * (Py_ssize_t)sizeof(Py_ssize_t));
+    if (lengths == NULL || (mark = PyTuple_New(w.nobjs + 1)) == NULL) {
+        Py_XDECREF(lengths);
+        return NULL;
+    }
+    for (i = 0; i < w.nobjs; i++)
+        PyTuple_SET_ITEM(mark, i, Py_NewRef(w.objs[i]));
+    PyTuple_SET_ITEM(mark, w.nobjs, lengths);
+    return mark;
+}
+
+/* 1 if *value* still matches its deep *mark*, 0 if not, -1 on error. */
+static int
+deep_same(Tracer *t, PyObject *value, PyObject *mark)
+{
+    DeepWalk w;
+    PyObject *lengths;
+    Py_ssize_t n;
+    int ok;
+    if (!PyTuple_CheckExact(mark) || (n = PyTuple_GET_SIZE(mark) - 1) < 1)
+        return 0;
+    ok = deep_walk(t, value, &w);
+    if (ok <= 0)
+        return ok < 0 ? (PyErr_NoMemory(), -1) : 0;
+    lengths = PyTuple_GET_ITEM(mark, n);
+    return w.nobjs == n
+        && memcmp(w.objs, ((PyTupleObject *)mark)->ob_item, n * sizeof(PyObject *)) == 0
+        && PyBytes_GET_SIZE(lengths) == w.nlengths * (Py_ssize_t)sizeof(Py_ssize_t)
+        && memcmp(w.lengths, PyBytes_AS_STRING(lengths), PyBytes_GET_SIZE(lengths)) == 0;
+}
+
 /* Write the locals that changed since the frame's last event to t->scratch,
  * as msgpack name/text pairs, and their number to *count; -1 on error.  The
  * same changes as Capture.changes(frame.f_locals, ...), without building
@@ -2008,6 +2166,14 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
                 continue;
             }
         }
+        if (old == value && ft->deep != NULL) {
+            PyObject *mark = PyDict_GetItemWithError(ft->deep, name);
+            int same = mark != NULL ? deep_same(t, value, mark) : PyErr_Occurred() ? -1 : 0;
+            if (same < 0)
+                return -1;
+            if (same)
+                continue;
+        }
         /* from here, Capture.update may make the text and the mark */
         ft->seen_version[i] = version = 0;
         Py_INCREF(value);  /* the update may run code that rebinds the local */
@@ -2068,6 +2234,17 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
                     Py_CLEAR(text);
                 else
                     Py_XSETREF(ft->seen_text[i], Py_XNewRef(now));
+            }
+            if (text != NULL && (PyList_CheckExact(value) || PyTuple_CheckExact(value)
+                                 || PyDict_CheckExact(value) || PySet_CheckExact(value)
+                                 || PyFrozenSet_CheckExact(value))) {
+                /* a nested container, whose text Python made: its deep mark
+                 * spares the next lines that call */
+                PyObject *mark = deep_mark(t, value);
+                if (mark == NULL || (ft->deep == NULL && (ft->deep = PyDict_New()) == NULL)
+                        || dict_put(ft->deep, name, mark == Py_None ? NULL : mark) < 0)
+                    Py_CLEAR(text);
+                Py_XDECREF(mark);
             }
         }
         if (text == NULL) {
@@ -2419,21 +2596,22 @@ Tracer_init(Tracer *self, PyObject *args, PyObject *kwds)
         "thread_no", "buffer", "limit", "wait_for_room", "codes", "register_code",
         "update", "deleted", "changes", "text", "message", "stable", "trace_locals",
         "calls_only", "pending", "raise_pending", "interrupted", "internal_error", "module_codes",
-        "resumable", "ignored", "ignored_marker", "normal_exits", "max_repr", NULL};
+        "resumable", "ignored", "ignored_marker", "normal_exits", "max_repr", "max_depth",
+        NULL};
     PyObject *thread_no, *buffer, *wait_for_room, *codes, *register_code, *update,
         *deleted, *changes, *text, *message, *stable, *pending, *raise_pending,
         *interrupted, *internal_error, *module_codes, *resumable, *ignored,
         *ignored_marker, *normal_exits, *iter, *item;
-    Py_ssize_t limit, max_repr;
+    Py_ssize_t limit, max_repr, max_depth = 4;
     int trace_locals, calls_only;
 
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "OO!nOO!OOOOOOO!ppO!OOOO!O!O!OOn:Tracer", kwlist,
+            args, kwds, "OO!nOO!OOOOOOO!ppO!OOOO!O!O!OOn|n:Tracer", kwlist,
             &thread_no, &EventBufferType, &buffer, &limit, &wait_for_room, &PyDict_Type, &codes,
             &register_code, &update, &deleted, &changes, &text, &message, &PySet_Type,
             &stable, &trace_locals, &calls_only, &PyList_Type, &pending, &raise_pending, &interrupted,
             &internal_error, &PySet_Type, &module_codes, &PySet_Type, &resumable,
-            &PyDict_Type, &ignored, &ignored_marker, &normal_exits, &max_repr))
+            &PyDict_Type, &ignored, &ignored_marker, &normal_exits, &max_repr, &max_depth))
         return -1;
 #define KEEP(field) Py_INCREF(field); Py_XSETREF(self->field, field)
     KEEP(thread_no); KEEP(wait_for_room); KEEP(codes); KEEP(register_code);
@@ -2448,6 +2626,7 @@ Tracer_init(Tracer *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->out, (EventBuffer *)buffer);
     self->limit = limit;
     self->max_repr = max_repr;
+    self->max_depth = max_depth;
     self->mark_elements = max_repr / 3 + 2;
     self->trace_locals = trace_locals;
     self->calls_only = calls_only;
@@ -2520,6 +2699,8 @@ Tracer_dealloc(Tracer *self)
     PyObject_GC_UnTrack(self);
     Tracer_clear(self);
     PyMem_Free(self->scratch.data);
+    PyMem_Free(self->deep_objs);
+    PyMem_Free(self->deep_lengths);
     PyMem_Free(self->chars.data);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -2598,7 +2779,7 @@ FrameTracer_traverse(FrameTracer *self, visitproc visit, void *arg)
     Py_ssize_t i;
     Py_VISIT(self->tracer); Py_VISIT(self->code_id);
     Py_VISIT(self->objs); Py_VISIT(self->texts); Py_VISIT(self->marks);
-    Py_VISIT(self->ignored);
+    Py_VISIT(self->deep); Py_VISIT(self->ignored);
     for (i = 0; i < self->nseen; i++) {
         Py_VISIT(self->seen[i]);
         Py_VISIT(self->seen_text[i]);
@@ -2612,7 +2793,7 @@ FrameTracer_clear(FrameTracer *self)
     Py_ssize_t i;
     Py_CLEAR(self->tracer); Py_CLEAR(self->code_id);
     Py_CLEAR(self->objs); Py_CLEAR(self->texts); Py_CLEAR(self->marks);
-    Py_CLEAR(self->ignored);
+    Py_CLEAR(self->deep); Py_CLEAR(self->ignored);
     for (i = 0; i < self->nseen; i++) {
         Py_CLEAR(self->seen[i]);
         Py_CLEAR(self->seen_text[i]);

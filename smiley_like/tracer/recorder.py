@@ -346,7 +346,7 @@ class Recorder:
             raise_pending=self._raise_pending, interrupted=self._interrupted,
             internal_error=self._internal_error, module_codes=self._module_codes,
             resumable=self._resumable, ignored=self._ignored, ignored_marker=IGNORED,
-            normal_exits=_NORMAL_EXITS, max_repr=capture.max_repr)
+            normal_exits=_NORMAL_EXITS, max_repr=capture.max_repr, max_depth=capture.max_depth)
 
     def _make_python_tracer(self, thread_no):
         buffer = self.publisher.buffer
