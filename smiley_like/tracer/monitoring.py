@@ -59,16 +59,16 @@ class Monitoring:
         if _used_before:
             monitoring.restart_events()
         _used_before = True
-        self.callbacks = _ctracer.monitoring_start(monitoring.DISABLE)
-        self.names = sorted(self.callbacks)
+        self.events = []
         # Lines are asked for code by code, as each is found to be traced.
         self.line_events = 0 if calls_only else events.LINE | events.JUMP
-        for name in self.names:
-            monitoring.register_callback(self.tool, getattr(events, name), self.callbacks[name])
         everywhere = 0
-        for name in self.names:
+        for name, callback in _ctracer.monitoring_start(monitoring.DISABLE).items():
+            event = getattr(events, name)
+            monitoring.register_callback(self.tool, event, callback)
+            self.events.append(event)
             if name not in ("LINE", "JUMP"):
-                everywhere |= getattr(events, name)
+                everywhere |= event
         monitoring.set_events(self.tool, everywhere)
         self.lined = []  # code objects with line events on
 
@@ -86,6 +86,6 @@ class Monitoring:
         for code in self.lined:
             monitoring.set_local_events(self.tool, code, 0)
         self.lined = []
-        for name in self.names:
-            monitoring.register_callback(self.tool, getattr(monitoring.events, name), None)
+        for event in self.events:
+            monitoring.register_callback(self.tool, event, None)
         monitoring.free_tool_id(self.tool)

@@ -45,6 +45,8 @@ _NORMAL_EXITS = frozenset(dis.opmap[name] for name in ("RETURN_VALUE", "RETURN_C
 # Python 3.13 reports a yield at the RESUME just after its YIELD_VALUE.
 _YIELDED_AT_RESUME = sys.version_info >= (3, 13)
 _RESUME, _YIELD_VALUE = dis.opmap["RESUME"], dis.opmap["YIELD_VALUE"]
+_MAX_INTERNAL_ERRORS = 100
+TRACERS = ("c", "python")
 
 
 def _left_normally(code, lasti):
@@ -52,8 +54,6 @@ def _left_normally(code, lasti):
     op = code[lasti]
     return op in _NORMAL_EXITS or (_YIELDED_AT_RESUME and op == _RESUME and lasti >= 2
                                    and code[lasti - 2] == _YIELD_VALUE)
-_MAX_INTERNAL_ERRORS = 100
-TRACERS = ("c", "python")
 
 
 def choose_tracer(name="auto"):
