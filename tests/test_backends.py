@@ -549,3 +549,27 @@ def test_monitoring_hook_where_there_is_none_is_a_usage_error(smiley):
     result = smiley("run", "--hook", "monitoring", "prog.py", check=2)
     assert result.stderr.count("\n") == 1
     assert "sys.monitoring is for the C tracer on Python 3.12 and later" in result.stderr
+
+
+def test_nested_containers_are_not_kept_alive(smiley):
+    """What the tracer keeps to know a nested container's text holds none of its objects."""
+    source = """\
+        import weakref
+
+        class Thing:
+            pass
+
+        def work():
+            grid = [[Thing()], [1, 2]]
+            probe = weakref.ref(grid[0][0])
+            total = 0
+            for row in grid:
+                total += len(row)
+            grid[0] = None; alive = probe() is not None
+            print("alive" if alive else "gone", total)
+
+        work()
+        """
+    plain = python(smiley.directory, smiley.script(source))
+    assert plain.stdout == "gone 3\n"
+    assert smiley.record(source).stdout == plain.stdout

@@ -112,8 +112,7 @@ typedef struct {
     Bytes scratch;            /* the changes of the event being made, packed */
     Bytes chars;              /* container_text's text, as it is written */
     Py_ssize_t nchanges;      /* and their number */
-    PyObject **deep_objs;     /* deep_walk's arrays, deep_cap long */
-    Py_ssize_t *deep_lengths;
+    uintptr_t *deep_words;    /* deep_walk's array, deep_cap long */
     Py_ssize_t deep_cap;
     CodeInfo *table;          /* open addressing, keyed by code object address */
     Py_ssize_t table_size;    /* a power of two */
@@ -1933,20 +1932,30 @@ add_change(Tracer *t, PyObject *name, PyObject *text, Py_ssize_t *count)
  * holds it would pay that at every line.  A deep mark is what that text was
  * made of: the objects Capture._walk visits, in its order, as far as any text
  * of max_repr characters reaches (each element shown takes at least one of
- * its characters) and no deeper than max_depth, with each container's length.
- * It holds them (so none is freed and replaced by another at its address).
- * The same objects, each container as long as it was, mean the same text,
- * where every other object is one whose text depends on nothing but itself:
- * an exact int, float, str, bytes, bool or None, or an object with
- * object.__repr__.  Anything else makes the value unmarkable. */
+ * its characters) and no deeper than max_depth; for each, its address and
+ * what its text depends on: a container's type and length (its elements
+ * follow), an int's, float's, str's or bytes' hash, the class of an object
+ * with object.__repr__ (whose text is its class and address).  The same
+ * walk meeting the same means the same text.  Anything else (an object with
+ * a repr of its own) makes the value unmarkable.  A mark holds no reference:
+ * the program's objects die when it lets go of them, as without us. */
 
 typedef struct {
-    PyObject **objs;         /* visited, in order (borrowed while walking) */
-    Py_ssize_t *lengths;     /* each visited container's length, in order */
-    Py_ssize_t nobjs, nlengths, cap, budget;
+    uintptr_t *words;        /* per visited object: address, then what its text depends on */
+    Py_ssize_t nwords, cap, budget;
     PyObject *active[16];    /* the containers being walked: Capture's cycle check */
     int nactive;
 } DeepWalk;
+
+static int
+deep_put(DeepWalk *w, PyObject *value, uintptr_t what)
+{
+    if (w->nwords + 2 > w->cap)
+        return 0;
+    w->words[w->nwords++] = (uintptr_t)value;
+    w->words[w->nwords++] = what;
+    return 1;
+}
 
 static int
 deep_visit(DeepWalk *w, PyObject *value, Py_ssize_t depth)
@@ -1955,26 +1964,26 @@ deep_visit(DeepWalk *w, PyObject *value, Py_ssize_t depth)
     Py_ssize_t n, i, pos = 0;
     PyObject *key, *item;
     Py_hash_t hash;
-    int is_container, k, result = 1;
+    int k, result = 1;
     if (w->budget-- <= 0)
         return 1;  /* beyond what the text can show */
-    if (w->nobjs == w->cap)
-        return 0;
-    w->objs[w->nobjs++] = value;
-    is_container = tp == &PyList_Type || tp == &PyTuple_Type || tp == &PyDict_Type
-        || tp == &PySet_Type || tp == &PyFrozenSet_Type;
-    if (!is_container)
-        return tp == &PyLong_Type || tp == &PyFloat_Type || tp == &PyUnicode_Type
-            || tp == &PyBytes_Type || tp == &PyBool_Type || value == Py_None
-            || has_default_repr(value);
-    n = Py_SIZE(value);
+    if (tp == &PyLong_Type || tp == &PyFloat_Type || tp == &PyUnicode_Type
+            || tp == &PyBytes_Type) {
+        hash = PyObject_Hash(value);  /* cached, or computed without running code */
+        return hash == -1 ? (PyErr_Clear(), 0) : deep_put(w, value, (uintptr_t)hash);
+    }
+    if (tp == &PyBool_Type || value == Py_None || has_default_repr(value))
+        return deep_put(w, value, (uintptr_t)tp);
     if (tp == &PyDict_Type)
         n = PyDict_GET_SIZE(value);
     else if (tp == &PySet_Type || tp == &PyFrozenSet_Type)
         n = PySet_GET_SIZE(value);
-    if (w->nlengths == w->cap)
+    else if (tp == &PyList_Type || tp == &PyTuple_Type)
+        n = Py_SIZE(value);
+    else
         return 0;
-    w->lengths[w->nlengths++] = n;
+    if (!deep_put(w, value, (uintptr_t)n))
+        return 0;
     if (n == 0 || depth <= 0)
         return 1;  /* "[]", or "[...]" at the depth limit */
     for (k = 0; k < w->nactive; k++)
@@ -2004,55 +2013,39 @@ deep_visit(DeepWalk *w, PyObject *value, Py_ssize_t depth)
     return result;
 }
 
-/* Walk *value* into t->deep_walk's arrays: 1, or 0 if it cannot be marked. */
+/* Walk *value* into t->deep_words: 1, 0 if it cannot be marked, -1 if
+ * out of memory. */
 static int
 deep_walk(Tracer *t, PyObject *value, DeepWalk *w)
 {
-    Py_ssize_t cap = 2 * t->max_repr + 8;
+    Py_ssize_t cap = 2 * (t->max_repr + 8);
     if (t->deep_cap < cap) {
-        PyObject **objs = PyMem_Realloc(t->deep_objs, cap * sizeof(PyObject *));
-        Py_ssize_t *lengths;
-        if (objs == NULL)
+        uintptr_t *words = PyMem_Realloc(t->deep_words, cap * sizeof(uintptr_t));
+        if (words == NULL)
             return -1;
-        t->deep_objs = objs;
-        lengths = PyMem_Realloc(t->deep_lengths, cap * sizeof(Py_ssize_t));
-        if (lengths == NULL)
-            return -1;
-        t->deep_lengths = lengths;
+        t->deep_words = words;
         t->deep_cap = cap;
     }
-    w->objs = t->deep_objs;
-    w->lengths = t->deep_lengths;
-    w->nobjs = w->nlengths = 0;
+    w->words = t->deep_words;
+    w->nwords = 0;
     w->cap = cap;
     w->budget = t->max_repr + 4;  /* every element shown costs the text one character */
     w->nactive = 0;
     return deep_visit(w, value, t->max_depth);
 }
 
-/* The deep mark of *value*: (objects..., lengths as bytes); None if it
- * cannot be marked. */
+/* The deep mark of *value* (bytes), or None if it cannot be marked. */
 static PyObject *
 deep_mark(Tracer *t, PyObject *value)
 {
     DeepWalk w;
-    PyObject *mark, *lengths;
-    Py_ssize_t i;
     int ok = deep_walk(t, value, &w);
     if (ok < 0)
         return PyErr_NoMemory();
     if (!ok)
         Py_RETURN_NONE;
-    lengths = PyBytes_FromStringAndSize((const char *)w.lengths,
-                                        w.nlengths * (Py_ssize_t)sizeof(Py_ssize_t));
-    if (lengths == NULL || (mark = PyTuple_New(w.nobjs + 1)) == NULL) {
-        Py_XDECREF(lengths);
-        return NULL;
-    }
-    for (i = 0; i < w.nobjs; i++)
-        PyTuple_SET_ITEM(mark, i, Py_NewRef(w.objs[i]));
-    PyTuple_SET_ITEM(mark, w.nobjs, lengths);
-    return mark;
+    return PyBytes_FromStringAndSize((const char *)w.words,
+                                     w.nwords * (Py_ssize_t)sizeof(uintptr_t));
 }
 
 /* 1 if *value* still matches its deep *mark*, 0 if not, -1 on error. */
@@ -2060,19 +2053,14 @@ static int
 deep_same(Tracer *t, PyObject *value, PyObject *mark)
 {
     DeepWalk w;
-    PyObject *lengths;
-    Py_ssize_t n;
     int ok;
-    if (!PyTuple_CheckExact(mark) || (n = PyTuple_GET_SIZE(mark) - 1) < 1)
+    if (!PyBytes_CheckExact(mark))
         return 0;
     ok = deep_walk(t, value, &w);
     if (ok <= 0)
         return ok < 0 ? (PyErr_NoMemory(), -1) : 0;
-    lengths = PyTuple_GET_ITEM(mark, n);
-    return w.nobjs == n
-        && memcmp(w.objs, ((PyTupleObject *)mark)->ob_item, n * sizeof(PyObject *)) == 0
-        && PyBytes_GET_SIZE(lengths) == w.nlengths * (Py_ssize_t)sizeof(Py_ssize_t)
-        && memcmp(w.lengths, PyBytes_AS_STRING(lengths), PyBytes_GET_SIZE(lengths)) == 0;
+    return PyBytes_GET_SIZE(mark) == w.nwords * (Py_ssize_t)sizeof(uintptr_t)
+        && memcmp(PyBytes_AS_STRING(mark), w.words, PyBytes_GET_SIZE(mark)) == 0;
 }
 
 /* Write the locals that changed since the frame's last event to t->scratch,
@@ -2235,6 +2223,10 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
                 else
                     Py_XSETREF(ft->seen_text[i], Py_XNewRef(now));
             }
+            /* seen[i] holds the value from here; objs, filled again before
+             * the next update, must not keep it alive once the local lets go */
+            if (text != NULL && dict_put(ft->objs, name, NULL) < 0)
+                Py_CLEAR(text);
             if (text != NULL && (PyList_CheckExact(value) || PyTuple_CheckExact(value)
                                  || PyDict_CheckExact(value) || PySet_CheckExact(value)
                                  || PyFrozenSet_CheckExact(value))) {
@@ -2699,8 +2691,7 @@ Tracer_dealloc(Tracer *self)
     PyObject_GC_UnTrack(self);
     Tracer_clear(self);
     PyMem_Free(self->scratch.data);
-    PyMem_Free(self->deep_objs);
-    PyMem_Free(self->deep_lengths);
+    PyMem_Free(self->deep_words);
     PyMem_Free(self->chars.data);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
