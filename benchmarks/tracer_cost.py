@@ -110,8 +110,8 @@ def ours(trace_locals, tracer, calls_only, hook):
     def install(trace_function):
         # sys.monitoring (the C tracer on 3.12+) needs its callbacks registered
         # around the thread's tracer; settrace, nothing more.
-        if recorder.hook == "monitoring" and trace_function is not None:
-            recorder._monitoring = monitoring.Monitoring(calls_only)
+        if trace_function is not None:
+            recorder._start_monitoring()
         recorder._install(trace_function)
         if trace_function is None:
             recorder._stop_monitoring()

@@ -2882,10 +2882,12 @@ static PyObject *mon_disable;      /* sys.monitoring.DISABLE */
 static Tracer *mon_any;            /* strong: a Tracer of the session, to tell
                                     * traced code in threads that have none */
 
+/* This thread's Tracer, if it was given one in the running session (a
+ * stopped session's number is odd, and no thread was given that one). */
 static inline Tracer *
 mon_current(void)
 {
-    return mon_tracer_session == mon_session && (mon_session & 1) == 0 ? mon_tracer : NULL;
+    return mon_tracer_session == mon_session ? mon_tracer : NULL;
 }
 
 /* Whether the code is traced at all: 1, 0 (not: DISABLE may answer), or -1
@@ -2909,7 +2911,7 @@ static PyObject *
 mon_elsewhere(PyObject *code, int disable)
 {
     int traced;
-    if (!disable || mon_any == NULL || inside_tracer || (mon_session & 1))
+    if (!disable || mon_any == NULL || inside_tracer)  /* mon_any: NULL once stopped */
         Py_RETURN_NONE;
     if ((traced = mon_traced(mon_any, code)) < 0)
         PyErr_Clear();  /* the program's thread goes on: it is not ours to stop */

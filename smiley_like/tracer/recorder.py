@@ -157,12 +157,7 @@ class Recorder:
         threading.settrace = self._user_threading_settrace
         if _real_threading_gettrace is not None:
             threading.gettrace = lambda: self._user_thread_hook
-        if self.hook == "monitoring":
-            try:
-                self._monitoring = monitoring.Monitoring(self.calls_only)
-            except RuntimeError as exc:  # no tool id free: the program uses them all
-                self.hook, self._install = "settrace", _ctracer.install
-                self._note(f"recorded through sys.settrace: {exc}")
+        self._start_monitoring()
         _real_threading_settrace(self._thread_started)
         self._install(self._tracer_for_this_thread())
 
@@ -246,6 +241,16 @@ class Recorder:
                     self._internal_error(exc)
             events.append((CALL, thread_no, now, frame.f_lineno, args, code_id))
         return events
+
+    def _start_monitoring(self):
+        """Register the sys.monitoring callbacks, where that is the hook."""
+        if self.hook != "monitoring":
+            return
+        try:
+            self._monitoring = monitoring.Monitoring(self.calls_only)
+        except RuntimeError as exc:  # no tool id free: the program uses them all
+            self.hook, self._install = "settrace", _ctracer.install
+            self._note(f"recorded through sys.settrace: {exc}")
 
     def _stop_monitoring(self):
         if self._monitoring is not None:
