@@ -138,6 +138,12 @@ MODES = (
     Mode("null-c-tracer --calls-only", timed_inside=True, cheap=True,
          command=lambda c: [c.python, DRIVER, "--null-c-calls", c.timing_file, c.script,
                             *c.args]),
+    # Python 3.11's --calls-only hook: a frame evaluation function (PEP 523)
+    # that records nothing.
+    Mode("null-frame-eval", timed_inside=True, cheap=True,
+         by_default=sys.version_info < (3, 12),
+         command=lambda c: [c.python, DRIVER, "--null-frame-eval", c.timing_file, c.script,
+                            *c.args]),
     # smiley-like's default tracer is the compiled one when it is built; the
     # Python tracer is measured beside it with --tracer python.
     Mode("smiley-like", records=True,
@@ -148,13 +154,14 @@ MODES = (
     Mode("smiley-like --calls-only", records=True,
          command=lambda c: [c.smiley, "run", "--calls-only", "--database", c.database,
                             c.script, *c.args]),
-    # On 3.12+ the compiled tracer hears of events through sys.monitoring;
-    # the same tracer on sys.settrace beside it (on 3.11 it is the default).
+    # On 3.12+ the compiled tracer hears of events through sys.monitoring, and
+    # with --calls-only on 3.11 through the frame evaluation hook; the same
+    # tracer on sys.settrace beside it (on 3.11 the default without
+    # --calls-only).
     Mode("smiley-like --hook settrace", records=True, by_default=sys.version_info >= (3, 12),
          command=lambda c: [c.smiley, "run", "--hook", "settrace", "--database", c.database,
                             c.script, *c.args]),
     Mode("smiley-like --calls-only --hook settrace", records=True,
-         by_default=sys.version_info >= (3, 12),
          command=lambda c: [c.smiley, "run", "--calls-only", "--hook", "settrace",
                             "--database", c.database, c.script, *c.args]),
     Mode("smiley-like --tracer python", records=True,

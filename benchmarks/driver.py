@@ -1,6 +1,7 @@
 """Run one script as ``__main__`` in this process, optionally under a no-op tracer, and time it.
 
-Usage: python driver.py [--noop | --null-c | --null-c-calls] TIMING_FILE SCRIPT [ARGS...]
+Usage: python driver.py [--noop | --null-c | --null-c-calls | --null-frame-eval]
+                        TIMING_FILE SCRIPT [ARGS...]
 
 The script runs through ``runpy.run_path`` with its own ``sys.argv`` and
 ``sys.path[0]``, as under plain ``python``.  The elapsed time from just before
@@ -17,6 +18,9 @@ recorder written in Python on sys.settrace.
 nothing (smiley-like's ``_ctracer.install_null``): the floor for any recorder
 on CPython's trace hook, as the compiled tracer is.  ``--null-c-calls`` turns
 off line events in every frame, as ``--calls-only`` does.
+
+``--null-frame-eval`` (Python 3.11) installs a frame evaluation function
+(PEP 523) that records nothing: the floor under ``--calls-only``'s hook there.
 """
 
 import json
@@ -49,13 +53,20 @@ def install_null_tracer(lines):
     _ctracer.install_null(lines)
 
 
+def install_null_frame_eval(on=True):
+    from smiley_like.tracer import _ctracer
+
+    _ctracer.install_null_frame_eval(on)
+
+
 def remove_tracer():
     sys.settrace(None)
     threading.settrace(None)
 
 
 def main(argv):
-    tracer = argv[0] if argv[:1] in (["--noop"], ["--null-c"], ["--null-c-calls"]) else None
+    tracer = argv[0] if argv[:1] in (["--noop"], ["--null-c"], ["--null-c-calls"],
+                                     ["--null-frame-eval"]) else None
     if tracer:
         argv = argv[1:]
     timing_file, script, *args = argv
@@ -65,11 +76,15 @@ def main(argv):
     try:
         if tracer == "--noop":
             install_noop_tracer(script)
+        elif tracer == "--null-frame-eval":
+            install_null_frame_eval()
         elif tracer:
             install_null_tracer(lines=tracer == "--null-c")
         runpy.run_path(script, run_name="__main__")
     finally:
         remove_tracer()
+        if tracer == "--null-frame-eval":
+            install_null_frame_eval(False)
         elapsed = time.perf_counter() - start
         with open(timing_file, "w") as handle:
             json.dump({"seconds": elapsed}, handle)

@@ -29,7 +29,9 @@ class Settings:
     flush_timeout: float = 5.0
     busy_timeout: float = 10.0  # seconds to wait for a locked database
     tracer: str = "auto"  # "c", "python", or "auto": c when it is built
-    hook: str = "auto"  # the C tracer's: "settrace", "monitoring" or "auto": monitoring on 3.12+
+    # the C tracer's: "settrace", "monitoring", "frame-eval" or "auto": monitoring
+    # on 3.12+, frame-eval for --calls-only on 3.11
+    hook: str = "auto"
 
 
 def _coerce(field, text, where):

@@ -1,5 +1,6 @@
 """Programs that end abruptly, fork, or trace themselves: nothing flushed is lost, nothing crashes."""
 
+import pytest
 import signal
 import subprocess
 import sys
@@ -83,7 +84,8 @@ def test_fork_child_runs_and_parent_run_is_intact(smiley):
     assert "child_work" not in names  # children are not followed yet
 
 
-def test_program_with_its_own_trace_function(smiley):
+@pytest.mark.parametrize("options", [(), ("--calls-only",)])
+def test_program_with_its_own_trace_function(smiley, options):
     result = smiley.record("""\
         import sys
         seen = []
@@ -99,7 +101,7 @@ def test_program_with_its_own_trace_function(smiley):
         sys.settrace(None)
         after()
         print(len(seen) > 0, sys.gettrace())
-        """)
+        """, options=options)
     assert result.stdout == "True None\n"
     assert result.stderr.count("installed its own trace function") == 1
     run = smiley.last_run()
@@ -174,6 +176,41 @@ def test_hostile_values_do_not_crash_or_change_the_program(smiley):
     assert changes["g"].startswith("b'\\xff\\xfe")
     assert changes["h"] == "<int of 16610 bits>"
     assert changes["i"] == "<repr timed out>"
+
+
+def test_hostile_arguments_and_return_values_with_calls_only(smiley):
+    result = smiley.record("""\
+        class Raises:
+            def __repr__(self):
+                raise ValueError("no repr for you")
+        class Forever:
+            def __repr__(self):
+                while True:
+                    pass
+        class BadEq:
+            def __eq__(self, other):
+                raise RuntimeError("no eq")
+            __hash__ = None
+        def take(a, b, c, d):
+            return Forever()
+        def give():
+            return Raises()
+        loop = []
+        loop.append(loop)
+        take(Raises(), loop, BadEq(), list(range(10_000_000)))
+        give()
+        print("done")
+        """, options=["--calls-only", "--max-repr", "60"])
+    assert result.stdout == "done\n"
+    calls = {e.code.name: e for e in smiley.events() if e.kind == 0}
+    returns = {e.code.name: e for e in smiley.events() if e.kind == 2}
+    assert calls["take"].value["a"] == "<repr failed: ValueError>"
+    assert calls["take"].value["b"] == "[[...]]"
+    assert calls["take"].value["c"].startswith("<prog.BadEq object at") \
+        or calls["take"].value["c"].startswith("<__main__.BadEq object at")
+    assert calls["take"].value["d"].endswith("(10000000 items)]")
+    assert returns["take"].value == "<repr timed out>"
+    assert returns["give"].value == "<repr failed: ValueError>"
 
 
 def test_a_program_killed_at_once_still_leaves_its_run(smiley):

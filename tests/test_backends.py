@@ -419,8 +419,13 @@ def test_same_events_with_short_texts(smiley, name, max_repr):
 def same_events(smiley, name, options):
     plain = python(smiley.directory, smiley.script(PROGRAMS[name]))
     streams = {}
+    env = {}
+    if monitoring.choose_hook("c", "auto", "--calls-only" in options) == "frame-eval":
+        # The frame evaluation hook does not see every exception event: it is
+        # compared with sys.settrace's recording below.
+        env["SMILEY_LIKE_HOOK"] = "settrace"
     for tracer in ("python", "c"):
-        result = smiley("run", *options, "prog.py", env={"SMILEY_LIKE_TRACER": tracer},
+        result = smiley("run", *options, "prog.py", env={"SMILEY_LIKE_TRACER": tracer, **env},
                         check=0)
         assert result.stdout == plain.stdout  # the program behaves as under python
         assert smiley.last_run().status == "finished"
@@ -549,6 +554,74 @@ def test_monitoring_hook_where_there_is_none_is_a_usage_error(smiley):
     result = smiley("run", "--hook", "monitoring", "prog.py", check=2)
     assert result.stderr.count("\n") == 1
     assert "sys.monitoring is for the C tracer on Python 3.12 and later" in result.stderr
+
+
+# -- the frame evaluation hook: --calls-only on 3.11 -------------------------
+
+with_frame_eval = pytest.mark.skipif(
+    not monitoring.frame_eval_available(),
+    reason="the frame evaluation hook: Python 3.11 with the C tracer")
+
+
+def leaving_exceptions(events):
+    """*events* as the frame evaluation hook records them: an exception event only
+    where the exception then leaves its frame (the frame's next event is its
+    return by that exception)."""
+    kept = []
+    for index, event in enumerate(events):
+        kind, thread, name, _, _, _, _, depth = event
+        if kind == 3:
+            after = next((later for later in events[index + 1:] if later[1] == thread), None)
+            if after is None or after[:3] != (2, thread, name) or after[7] != depth \
+                    or after[6] is None:
+                continue
+        kept.append(event)
+    return kept
+
+
+@both_tracers
+@with_frame_eval
+@pytest.mark.parametrize("name", ["functions", "generators", "exceptions", "threads"])
+def test_frame_eval_hook_records_what_settrace_records_but_caught_exceptions(smiley, name):
+    """Calls, arguments, returns, values and the exceptions that leave a frame are
+    recorded as under sys.settrace; an exception caught in a frame it was
+    raised in or reached is not seen."""
+    plain = python(smiley.directory, smiley.script(PROGRAMS[name]))
+    streams = {}
+    for hook in ("settrace", "frame-eval"):
+        result = smiley("run", "--tracer", "c", "--hook", hook, "--calls-only", "prog.py",
+                        check=0)
+        assert (result.stdout, result.returncode) == (plain.stdout, plain.returncode)
+        shown = smiley("show", "last").stdout
+        assert re.search(r"Tracer\s*\|\s*c \(frame evaluation hook\)" if hook == "frame-eval"
+                         else r"Tracer\s*\|\s*c\s*\|", shown), shown
+        streams[hook] = stream(smiley)
+    assert len(streams["frame-eval"]) > 10
+    assert streams["frame-eval"] == leaving_exceptions(streams["settrace"])
+
+
+@with_frame_eval
+def test_calls_only_goes_through_the_frame_evaluation_hook(smiley):
+    smiley.script("def f(x):\n    return x + 1\nprint(f(1))\n")
+    result = smiley("run", "--tracer", "c", "--calls-only", "prog.py")
+    assert result.stdout == "2\n"
+    assert re.search(r"Tracer\s*\|\s*c \(frame evaluation hook\)",
+                     smiley("show", "last").stdout)
+    assert [(e.kind, e.code.name, e.value) for e in smiley.events() if e.code.name == "f"] \
+        == [(0, "f", {"x": "1"}), (2, "f", "2")]
+
+
+def test_frame_eval_hook_is_only_for_calls_only_on_3_11(smiley):
+    smiley.script("print(1)\n")
+    usable = monitoring.frame_eval_available() \
+        and os.environ.get("SMILEY_LIKE_TRACER") != "python"
+    result = smiley("run", "--hook", "frame-eval", "prog.py", check=2)
+    assert result.stderr.count("\n") == 1
+    assert ("the frame-eval hook sees no lines: use it with --calls-only" if usable
+            else "the frame-eval hook is for the C tracer on Python 3.11") in result.stderr
+    if not usable:
+        result = smiley("run", "--hook", "frame-eval", "--calls-only", "prog.py", check=2)
+        assert result.stderr.count("\n") == 1
 
 
 def test_nested_containers_are_not_kept_alive(smiley):

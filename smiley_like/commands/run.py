@@ -84,8 +84,10 @@ class Run(ErrorsAsOneLine, Command):
                                  f"environment: {config.ENV_PREFIX}TRACER)")
         parser.add_argument("--hook", choices=monitoring.HOOKS, default=settings.hook,
                             help="how the C tracer hears of events: settrace, monitoring "
-                                 "(sys.monitoring, Python 3.12+), or auto: monitoring where "
-                                 "there is one (default: %(default)s; "
+                                 "(sys.monitoring, Python 3.12+), frame-eval (PEP 523, "
+                                 "Python 3.11, --calls-only), or auto: monitoring where there "
+                                 "is one, else frame-eval for --calls-only (default: "
+                                 "%(default)s; "
                                  f"environment: {config.ENV_PREFIX}HOOK)")
         parser.add_argument("--max-repr", type=int, default=settings.max_repr, metavar="N",
                             help="longest text kept for one value (default: %(default)s)")
@@ -133,7 +135,8 @@ class Run(ErrorsAsOneLine, Command):
         settings.flush_timeout = parsed_args.flush_timeout
         settings.repr_timeout = parsed_args.repr_timeout
         settings.tracer = choose_tracer(parsed_args.tracer)
-        settings.hook = monitoring.choose_hook(settings.tracer, parsed_args.hook)
+        settings.hook = monitoring.choose_hook(settings.tracer, parsed_args.hook,
+                                               parsed_args.calls_only)
         recording = Recording(
             target, database=parsed_args.database, settings=settings,
             remote=parsed_args.socket if parsed_args.remote else None, trace_locals=parsed_args.trace_locals,

@@ -22,7 +22,9 @@ PROCESS_COLUMNS = ("Pid", "Parent", "Command", "Started", "Duration", "Ended", "
 def _tracer(options):
     """Which tracer recorded, and through which hook if not sys.settrace."""
     tracer = options.get("tracer", "python")
-    return f"{tracer} (sys.monitoring)" if options.get("hook") == "monitoring" else tracer
+    hook = {"monitoring": "sys.monitoring", "frame-eval": "frame evaluation hook"}.get(
+        options.get("hook"))
+    return f"{tracer} ({hook})" if hook else tracer
 
 
 def _when(stamp):

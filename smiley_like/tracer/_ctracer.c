@@ -109,6 +109,9 @@ typedef struct {
     Py_ssize_t max_depth;     /* Capture.max_depth */
     Py_ssize_t mark_elements; /* Capture._mark_elements: max_repr // 3 + 2 */
     unsigned char normal_exit[256];
+    int leaving;              /* a 'return' known to be normal (1) or by an exception
+                               * (-1), by the frame evaluation hook; 0: the frame's
+                               * last instruction tells */
     Bytes scratch;            /* the changes of the event being made, packed */
     Bytes chars;              /* container_text's text, as it is written */
     Py_ssize_t nchanges;      /* and their number */
@@ -2116,6 +2119,16 @@ frame_changes(FrameTracer *ft, PyFrameObject *frame, PyCodeObject *code, Py_ssiz
         if (kind & CO_FAST_HIDDEN)
             continue;
         value = iframe->localsplus[i];
+#if PY_VERSION_HEX < 0x030C0000
+        /* a frame that has not started (the frame evaluation hook's 'call'):
+         * its free variables are still in the function's closure */
+        if (value == NULL && (kind & CO_FAST_FREE) && iframe->f_func != NULL
+                && iframe->f_func->func_closure != NULL) {
+            Py_ssize_t j = i - (code->co_nlocalsplus - code->co_nfreevars);
+            if (j >= 0 && j < PyTuple_GET_SIZE(iframe->f_func->func_closure))
+                value = PyTuple_GET_ITEM(iframe->f_func->func_closure, j);
+        }
+#endif
         if (value != NULL && (kind & (CO_FAST_FREE | CO_FAST_CELL)) && PyCell_Check(value))
             value = PyCell_GET(value);
         old = ft->seen[i];
@@ -2376,6 +2389,34 @@ error:
     return NULL;
 }
 
+/* Whether a frame at its 'return' event is left normally (1: returns or
+ * yields) or by an exception (0), from its last instruction; -1 on error. */
+static int
+left_normally(Tracer *t, PyCodeObject *code, PyFrameObject *frame)
+{
+    PyObject *co_code = PyCode_GetCode(code);
+    const unsigned char *ops;
+    Py_ssize_t size;
+    int lasti, normal;
+    if (co_code == NULL)
+        return -1;
+    size = PyBytes_GET_SIZE(co_code);
+    ops = (const unsigned char *)PyBytes_AS_STRING(co_code);
+    /* PyFrame_GetLasti without the call; -1 (no instruction run yet) reads
+     * co_code[-1], as in Python */
+    lasti = _PyInterpreterFrame_LASTI(frame->f_frame);
+    lasti = lasti < 0 ? (int)size - 1 : lasti * (int)sizeof(_Py_CODEUNIT);
+    normal = lasti >= 0 && lasti < size && t->normal_exit[ops[lasti]];
+#if PY_VERSION_HEX >= 0x030D0000
+    /* 3.13 reports a yield at the RESUME just after its YIELD_VALUE */
+    if (!normal && lasti >= 2 && lasti < size && ops[lasti] == RESUME
+            && ops[lasti - 2] == YIELD_VALUE)
+        normal = 1;
+#endif
+    Py_DECREF(co_code);
+    return normal;
+}
+
 /* A 'line', 'return' or 'exception' event of a traced frame.  0 or -1. */
 static int handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what,
                               PyObject *arg);
@@ -2427,26 +2468,9 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
         else {
             /* A frame left by an exception: its last instruction is not one
              * it leaves by normally (recorder._left_normally). */
-            PyObject *co_code = PyCode_GetCode(code);
-            const unsigned char *ops;
-            Py_ssize_t size;
-            int lasti, normal;
-            if (co_code == NULL)
+            int normal = t->leaving ? t->leaving > 0 : left_normally(t, code, frame);
+            if (normal < 0)
                 goto error;
-            size = PyBytes_GET_SIZE(co_code);
-            ops = (const unsigned char *)PyBytes_AS_STRING(co_code);
-            /* PyFrame_GetLasti without the call; -1 (no instruction run
-             * yet) reads co_code[-1], as in Python */
-            lasti = _PyInterpreterFrame_LASTI(frame->f_frame);
-            lasti = lasti < 0 ? (int)size - 1 : lasti * (int)sizeof(_Py_CODEUNIT);
-            normal = lasti >= 0 && lasti < size && t->normal_exit[ops[lasti]];
-#if PY_VERSION_HEX >= 0x030D0000
-            /* 3.13 reports a yield at the RESUME just after its YIELD_VALUE */
-            if (!normal && lasti >= 2 && lasti < size && ops[lasti] == RESUME
-                    && ops[lasti - 2] == YIELD_VALUE)
-                normal = 1;
-#endif
-            Py_DECREF(co_code);
             if (normal) {
                 PyObject *value = arg ? arg : Py_None, *text = atomic_text(t, value);
                 Py_ssize_t shown;
@@ -2865,8 +2889,6 @@ static PyTypeObject FrameTracerType = {
  * counts only while mon_tracer_session is mon_session: every start and stop
  * moves mon_session on, so no thread acts on a Tracer of an earlier run. */
 
-#if PY_VERSION_HEX >= 0x030C0000
-
 static _Thread_local Tracer *mon_tracer
 #if defined(__GNUC__) || defined(__clang__)
     __attribute__((tls_model("initial-exec")))
@@ -2878,9 +2900,6 @@ static _Thread_local uint64_t mon_tracer_session
 #endif
     ;
 static uint64_t mon_session = 1;   /* odd: no session running */
-static PyObject *mon_disable;      /* sys.monitoring.DISABLE */
-static Tracer *mon_any;            /* strong: a Tracer of the session, to tell
-                                    * traced code in threads that have none */
 
 /* This thread's Tracer, if it was given one in the running session (a
  * stopped session's number is odd, and no thread was given that one). */
@@ -2889,6 +2908,25 @@ mon_current(void)
 {
     return mon_tracer_session == mon_session ? mon_tracer : NULL;
 }
+
+static void
+session_begin(void)
+{
+    mon_session += (mon_session & 1) ? 1 : 2;   /* even: running */
+}
+
+static void
+session_end(void)
+{
+    if ((mon_session & 1) == 0)
+        mon_session++;
+}
+
+#if PY_VERSION_HEX >= 0x030C0000
+
+static PyObject *mon_disable;      /* sys.monitoring.DISABLE */
+static Tracer *mon_any;            /* strong: a Tracer of the session, to tell
+                                    * traced code in threads that have none */
 
 /* Whether the code is traced at all: 1, 0 (not: DISABLE may answer), or -1
  * with an exception. */
@@ -3119,20 +3157,262 @@ monitoring_start(PyObject *module, PyObject *disable)
     }
     Py_XSETREF(mon_disable, Py_NewRef(disable));
     Py_CLEAR(mon_any);
-    mon_session += (mon_session & 1) ? 1 : 2;   /* even: running */
+    session_begin();
     return callbacks;
 }
 
 static PyObject *
 monitoring_stop(PyObject *module, PyObject *unused)
 {
-    if ((mon_session & 1) == 0)
-        mon_session++;
+    session_end();
     Py_CLEAR(mon_any);
     Py_RETURN_NONE;
 }
 
-/* monitor_thread(tracer): this thread's events go to *tracer* (None: nowhere). */
+#define HOOK_METHODS \
+    {"monitoring_start", monitoring_start, METH_O, \
+     "monitoring_start(DISABLE): the sys.monitoring callbacks, by event name, for a new " \
+     "session (3.12+)."}, \
+    {"monitoring_stop", monitoring_stop, METH_NOARGS, \
+     "monitoring_stop(): end the session; the callbacks do nothing from now on."},
+
+#else   /* Python 3.11 */
+
+/* -- the frame evaluation hook (Python 3.11, --calls-only) ----------------------
+ *
+ * On 3.11, while any trace or profile function is set, CPython runs every
+ * instruction of every frame through its slower tracing dispatch: --calls-only
+ * cost 2.7x before recording anything.  PEP 523 lets a tool evaluate frames
+ * itself instead: fe_eval() is called for every Python frame that starts or
+ * resumes (a generator), in every thread, and hands the frame on to CPython's
+ * own evaluation, which then runs at full speed, specialized instructions and
+ * all.  What it costs: calls are no longer inlined in the interpreter loop.
+ *
+ * It sees what --calls-only records, and one thing less:
+ *
+ *   the frame starts or resumes        'call', with the arguments
+ *   it returns or yields a value       'return', with the value
+ *   an exception leaves it             'exception' (type, value), then
+ *                                      'return' as the exception leaves
+ *
+ * An exception caught in the frame it was raised in, or in the frame that
+ * catches it, is not seen: --hook settrace records those 'exception' events
+ * too.
+ *
+ * Each thread's Tracer is found as sys.monitoring's callbacks find theirs
+ * (mon_current); threads without one cost a thread-local read per call. */
+
+static _PyFrameEvalFunction fe_previous;   /* another tool's, or NULL: CPython's */
+static int fe_installed;
+
+static inline PyObject *
+fe_run(PyThreadState *tstate, _PyInterpreterFrame *iframe, int throwflag)
+{
+    return fe_previous != NULL ? fe_previous(tstate, iframe, throwflag)
+                               : _PyEval_EvalFrameDefault(tstate, iframe, throwflag);
+}
+
+/* Whether *code* is known not to be traced (a lookup that registers nothing). */
+static inline int
+fe_skipped(Tracer *t, PyObject *code)
+{
+    CodeInfo *slot;
+    if (!t->table_size)
+        return 0;
+    slot = table_slot(t->table, t->table_size, code);
+    return slot->code != NULL && slot->code_id == Py_None;
+}
+
+/* The frame object of a frame about to run (borrowed, or NULL).  CPython's
+ * function for it is not exported, so the frame is made the running one for
+ * a moment and PyEval_GetFrame() makes it.  A new frame must look past its
+ * set-up instructions for that (PyEval_GetFrame() passes over a frame that
+ * has not run them): the caller does it, and puts prev_instr back.  The
+ * frame's link to its caller is set as _PyEval_EvalFrameDefault sets it
+ * first thing. */
+static PyFrameObject *
+fe_frame_object(PyThreadState *tstate, _PyInterpreterFrame *iframe)
+{
+    _PyInterpreterFrame *running = tstate->cframe->current_frame;
+    PyFrameObject *frame;
+    if (iframe->frame_obj != NULL)
+        return iframe->frame_obj;
+    iframe->previous = running;
+    tstate->cframe->current_frame = iframe;
+    frame = PyEval_GetFrame();
+    tstate->cframe->current_frame = running;
+    return frame != NULL && frame->f_frame == iframe ? frame : NULL;
+}
+
+/* The 'return' (and 'exception') events of a frame that was evaluated:
+ * *result* is what it returned or yielded, or NULL with its exception set. */
+static PyObject *
+fe_leave(Tracer *t, PyFrameObject *frame, PyObject *result)
+{
+    FrameTracer *ft = (FrameTracer *)frame->f_trace;
+    int err;
+    if (ft == NULL || !FrameTracer_Check(ft))
+        return result;
+    Py_INCREF(ft);
+    if (result != NULL) {
+        t->leaving = 1;
+        err = handle_local(ft, frame, PyTrace_RETURN, result);
+        t->leaving = 0;
+        if (err < 0)   /* what a signal handler raised in our code: the program's now */
+            Py_CLEAR(result);
+    }
+    else {
+        PyObject *type, *value, *tb, *info;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        info = PyTuple_Pack(3, type ? type : Py_None, value ? value : Py_None,
+                            tb ? tb : Py_None);
+        if (info == NULL)
+            err = our_error(t, frame);
+        else {
+            /* at the line where the exception reached the frame, as under
+             * sys.settrace, not where it left (a finally block re-raising):
+             * the traceback's entry for the frame has it */
+            int lineno = frame->f_lineno;
+            if (tb != NULL && PyTraceBack_Check(tb)
+                    && ((PyTracebackObject *)tb)->tb_frame == frame) {
+                int line = PyCode_Addr2Line(frame_code(frame), ((PyTracebackObject *)tb)->tb_lasti);
+                if (line > 0)
+                    frame->f_lineno = line;
+            }
+            err = handle_local(ft, frame, PyTrace_EXCEPTION, info);
+            frame->f_lineno = lineno;
+            Py_DECREF(info);
+            if (err == 0) {
+                t->leaving = -1;
+                err = handle_local(ft, frame, PyTrace_RETURN, NULL);
+                t->leaving = 0;
+            }
+        }
+        if (err < 0) {   /* the new exception goes on in place of the frame's */
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+        }
+        else
+            PyErr_Restore(type, value, tb);
+    }
+    Py_DECREF(ft);
+    return result;
+}
+
+static PyObject *
+fe_eval(PyThreadState *tstate, _PyInterpreterFrame *iframe, int throwflag)
+{
+    Tracer *t = mon_current();
+    PyCodeObject *code = iframe->f_code;
+    _Py_CODEUNIT *prev_instr = iframe->prev_instr;
+    PyFrameObject *frame;
+    FrameTracer *ft;
+    PyObject *result;
+    int fresh;
+
+    if (t == NULL || inside_tracer || fe_skipped(t, (PyObject *)code))
+        return fe_run(tstate, iframe, throwflag);
+    fresh = _PyInterpreterFrame_LASTI(iframe) < 0;
+    /* A generator, coroutine or async generator being made runs only
+     * RETURN_GENERATOR: no event, as under sys.settrace. */
+    if (fresh && (code->co_flags & (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR)))
+        return fe_run(tstate, iframe, throwflag);
+    /* A new frame is at its RESUME for the 'call' event, as under
+     * sys.settrace (the line of the event is that instruction's). */
+    if (fresh)
+        iframe->prev_instr = _PyCode_CODE(code) + code->_co_firsttraceable;
+    frame = fe_frame_object(tstate, iframe);
+    if (frame == NULL) {
+        iframe->prev_instr = prev_instr;
+        return fe_run(tstate, iframe, throwflag);
+    }
+    Py_INCREF(frame);
+    Py_INCREF(t);
+    ft = handle_call(t, frame);
+    iframe->prev_instr = prev_instr;
+    if (ft != NULL) {
+        Py_XSETREF(frame->f_trace, (PyObject *)ft);
+        result = fe_run(tstate, iframe, throwflag);
+        if (mon_current() == t && !inside_tracer)
+            result = fe_leave(t, frame, result);
+    }
+    else {
+        /* not traced; or what a signal handler raised in our code, which the
+         * frame raises as it starts, as a generator's throw() does */
+        result = fe_run(tstate, iframe, throwflag || PyErr_Occurred() != NULL);
+    }
+    Py_DECREF(t);
+    Py_DECREF(frame);
+    return result;
+}
+
+/* frame_eval_start(): a new session, with fe_eval as the interpreter's frame
+ * evaluation function. */
+static PyObject *
+frame_eval_start(PyObject *module, PyObject *unused)
+{
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    if (!fe_installed) {
+        _PyFrameEvalFunction current = _PyInterpreterState_GetEvalFrameFunc(interp);
+        fe_previous = current == _PyEval_EvalFrameDefault ? NULL : current;
+        _PyInterpreterState_SetEvalFrameFunc(interp, fe_eval);
+        fe_installed = 1;
+    }
+    session_begin();
+    Py_RETURN_NONE;
+}
+
+/* frame_eval_stop(): end the session and give the interpreter its frame
+ * evaluation back (unless a tool set its own since). */
+static PyObject *
+frame_eval_stop(PyObject *module, PyObject *unused)
+{
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    session_end();
+    if (fe_installed) {
+        if (_PyInterpreterState_GetEvalFrameFunc(interp) == fe_eval)
+            _PyInterpreterState_SetEvalFrameFunc(
+                interp, fe_previous != NULL ? fe_previous : _PyEval_EvalFrameDefault);
+        fe_installed = 0;
+    }
+    Py_RETURN_NONE;
+}
+
+/* A frame evaluation function that records nothing, for benchmarks/: what the
+ * hook costs by itself (calls no longer inlined). */
+static PyObject *
+fe_null(PyThreadState *tstate, _PyInterpreterFrame *iframe, int throwflag)
+{
+    return _PyEval_EvalFrameDefault(tstate, iframe, throwflag);
+}
+
+static PyObject *
+install_null_frame_eval(PyObject *module, PyObject *on)
+{
+    int flag = PyObject_IsTrue(on);
+    if (flag < 0)
+        return NULL;
+    _PyInterpreterState_SetEvalFrameFunc(PyInterpreterState_Get(),
+                                         flag ? fe_null : _PyEval_EvalFrameDefault);
+    Py_RETURN_NONE;
+}
+
+#define HOOK_METHODS \
+    {"install_null_frame_eval", install_null_frame_eval, METH_O, \
+     "install_null_frame_eval(on): a frame evaluation function that records nothing " \
+     "(3.11), or CPython's own back."}, \
+    {"frame_eval_start", frame_eval_start, METH_NOARGS, \
+     "frame_eval_start(): record through the frame evaluation hook (PEP 523, 3.11), in a " \
+     "new session."}, \
+    {"frame_eval_stop", frame_eval_stop, METH_NOARGS, \
+     "frame_eval_stop(): end the session and take the hook away."},
+
+#endif
+
+/* monitor_thread(tracer): this thread's events (from sys.monitoring or the
+ * frame evaluation hook) go to *tracer* (None: nowhere). */
 static PyObject *
 monitor_thread(PyObject *module, PyObject *tracer)
 {
@@ -3143,39 +3423,27 @@ monitor_thread(PyObject *module, PyObject *tracer)
     if (!tracer_argument(tracer, "monitor_thread"))
         return NULL;
     if (mon_session & 1) {
-        PyErr_SetString(PyExc_RuntimeError, "no monitoring session: call monitoring_start()");
+        PyErr_SetString(PyExc_RuntimeError, "no session: call monitoring_start() or "
+                        "frame_eval_start()");
         return NULL;
     }
     mon_tracer = (Tracer *)tracer;
     mon_tracer_session = mon_session;
+#if PY_VERSION_HEX >= 0x030C0000
     if (mon_any == NULL)
         mon_any = (Tracer *)Py_NewRef(tracer);
+#endif
     Py_RETURN_NONE;
 }
 
-#define MONITORING_METHODS \
-    {"monitoring_start", monitoring_start, METH_O, \
-     "monitoring_start(DISABLE): the sys.monitoring callbacks, by event name, for a new " \
-     "session (3.12+)."}, \
-    {"monitoring_stop", monitoring_stop, METH_NOARGS, \
-     "monitoring_stop(): end the session; the callbacks do nothing from now on."}, \
-    {"monitor_thread", monitor_thread, METH_O, \
-     "monitor_thread(tracer): this thread's sys.monitoring events go to tracer (None: " \
-     "nowhere)."},
-
-/* Whether this thread records through sys.monitoring now: a sys.settrace
- * trampoline calling our FrameTracer (the program set a trace function of
- * its own) must not record the event a second time. */
+/* Whether this thread records through sys.monitoring or the frame evaluation
+ * hook now: a sys.settrace trampoline calling our FrameTracer (the program set
+ * a trace function of its own) must not record the event a second time. */
 static inline int
 monitoring_here(void)
 {
     return mon_current() != NULL;
 }
-
-#else
-#define MONITORING_METHODS
-static inline int monitoring_here(void) { return 0; }
-#endif
 
 /* -- module ------------------------------------------------------------------- */
 
@@ -3252,7 +3520,10 @@ static PyMethodDef module_methods[] = {
      "in_tracer(): True while this thread is inside the C tracer's event handling."},
     {"install", install, METH_O,
      "install(tracer): make *tracer* this thread's trace function (None removes it)."},
-    MONITORING_METHODS
+    HOOK_METHODS
+    {"monitor_thread", monitor_thread, METH_O,
+     "monitor_thread(tracer): this thread's events from sys.monitoring or the frame "
+     "evaluation hook go to tracer (None: nowhere)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,4 +1,6 @@
-"""The compiled tracer's hook on Python 3.12 and later: sys.monitoring (PEP 669).
+"""The compiled tracer's hooks other than sys.settrace.
+
+On Python 3.12 and later: sys.monitoring (PEP 669).
 
 From 3.12, sys.settrace is a shim over sys.monitoring that asks for every
 event of every code object and turns each into a trace function call.  The C
@@ -10,6 +12,13 @@ only in the code objects that are traced (none with ``--calls-only``).
 This module claims a tool id, registers the callbacks and gives everything
 back at the end.  ``run --hook settrace`` keeps the C tracer on
 sys.settrace, to compare the two.
+
+On Python 3.11, for ``--calls-only``: the frame evaluation hook (PEP 523).
+While a trace function is set, 3.11 runs every instruction through its slower
+tracing dispatch; a frame evaluation function is called only as each frame
+starts or resumes, and the frame then runs at full speed.  It sees calls,
+returns and the exceptions that leave a frame, not lines; an exception caught
+where it was raised is not seen (``--hook settrace`` records it).
 """
 
 import sys
@@ -21,7 +30,7 @@ try:
 except ImportError:  # not built: recorder.py says why
     _ctracer = None
 
-HOOKS = ("auto", "settrace", "monitoring")
+HOOKS = ("auto", "settrace", "monitoring", "frame-eval")
 # Free for any tool (PEP 669 names 0-2 and 5 for debuggers, coverage,
 # profilers and optimizers); the named ones after, in case those are taken.
 _TOOL_IDS = (3, 4, 2, 1, 0, 5)
@@ -34,15 +43,45 @@ def available():
         and hasattr(_ctracer, "monitoring_start")
 
 
-def choose_hook(tracer, wanted="auto"):
-    """How *tracer* ("c" or "python") hears of events: "monitoring" or "settrace"."""
+def frame_eval_available():
+    """True where the C tracer can record through the frame evaluation hook (3.11)."""
+    return _ctracer is not None and hasattr(_ctracer, "frame_eval_start")
+
+
+def choose_hook(tracer, wanted="auto", calls_only=False):
+    """How *tracer* ("c" or "python") hears of events: "monitoring",
+    "frame-eval" or "settrace"."""
     wanted = (wanted or "auto").lower()
     if wanted not in HOOKS:
-        raise UsageError(f"unknown hook {wanted!r}: choose settrace, monitoring or auto")
-    usable = tracer == "c" and available()
-    if wanted == "monitoring" and not usable:
+        raise UsageError(f"unknown hook {wanted!r}: choose {', '.join(HOOKS[1:])} or auto")
+    c = tracer == "c"
+    if wanted == "monitoring" and not (c and available()):
         raise UsageError("sys.monitoring is for the C tracer on Python 3.12 and later")
-    return "monitoring" if usable and wanted != "settrace" else "settrace"
+    if wanted == "frame-eval":
+        if not (c and frame_eval_available()):
+            raise UsageError("the frame-eval hook is for the C tracer on Python 3.11")
+        if not calls_only:
+            raise UsageError("the frame-eval hook sees no lines: use it with --calls-only")
+    if wanted != "auto":
+        return wanted
+    if c and available():
+        return "monitoring"
+    if c and calls_only and frame_eval_available():
+        return "frame-eval"
+    return "settrace"
+
+
+class FrameEval:
+    """The C tracer's frame evaluation function, installed for one recording."""
+
+    def __init__(self):
+        _ctracer.frame_eval_start()
+
+    def traced(self, code):
+        """Nothing to do: every frame reaches the hook."""
+
+    def close(self):
+        _ctracer.frame_eval_stop()
 
 
 class Monitoring:

@@ -111,14 +111,16 @@ class Recorder:
                  tracer="auto", calls_only=False, hook="auto"):
         self.filter = file_filter
         self.tracer = choose_tracer(tracer)
-        # How the C tracer hears of events: sys.monitoring on 3.12+, else
-        # sys.settrace (the Python tracer: always).
-        self.hook = monitoring.choose_hook(self.tracer, hook)
-        self._monitoring = None  # monitoring.Monitoring while recording through it
+        # How the C tracer hears of events: sys.monitoring on 3.12+, the frame
+        # evaluation hook for --calls-only on 3.11, else sys.settrace (the
+        # Python tracer: always).
+        self.hook = monitoring.choose_hook(self.tracer, hook, calls_only)
+        # monitoring.Monitoring or FrameEval while recording through either
+        self._monitoring = None
         # How a thread's trace function is put in place (None takes it away):
         # from C, or through sys.settrace's trampoline.
         self._install = _real_settrace if self.tracer == "python" \
-            else _ctracer.monitor_thread if self.hook == "monitoring" else _ctracer.install
+            else _ctracer.install if self.hook == "settrace" else _ctracer.monitor_thread
         self.capture = capture
         self.publisher = publisher
         self.trace_locals = trace_locals
@@ -243,7 +245,10 @@ class Recorder:
         return events
 
     def _start_monitoring(self):
-        """Register the sys.monitoring callbacks, where that is the hook."""
+        """Register the sys.monitoring callbacks or the frame evaluation hook, where
+        that is the hook."""
+        if self.hook == "frame-eval":
+            self._monitoring = monitoring.FrameEval()
         if self.hook != "monitoring":
             return
         try:
