@@ -136,7 +136,8 @@ def test_keyboard_interrupt_ends_like_python(smiley):
     assert smiley.last_run().status == "interrupted"
 
 
-def test_ctrl_c_during_tracing_reaches_the_program_and_tracing_goes_on(smiley):
+@pytest.mark.parametrize("options", [(), ("--calls-only",)])
+def test_ctrl_c_during_tracing_reaches_the_program_and_tracing_goes_on(smiley, options):
     """SIGINT lands (mostly) inside our trace function: it must still reach the program."""
     smiley.script("""\
         import sys
@@ -157,7 +158,7 @@ def test_ctrl_c_during_tracing_reaches_the_program_and_tracing_goes_on(smiley):
         print("caught", caught, flush=True)
         """)
     command = [sys.executable, "-m", "smiley_like", "run", "--database", smiley.database,
-               "prog.py"]
+               *options, "prog.py"]
     process = subprocess.Popen(command, cwd=smiley.directory, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=smiley.env())
     assert process.stdout.readline() == "ready\n"
@@ -190,7 +191,8 @@ def test_program_arguments_that_look_like_our_options_are_the_programs(smiley):
     assert result.stdout == "['--help', '-v', '--debug', '-q']\n"
 
 
-def test_other_exceptions_from_signal_handlers_reach_the_program(smiley):
+@pytest.mark.parametrize("options", [(), ("--calls-only",)])
+def test_other_exceptions_from_signal_handlers_reach_the_program(smiley, options):
     smiley.script("""\
         import signal
         def on_alarm(signum, frame):
@@ -209,13 +211,14 @@ def test_other_exceptions_from_signal_handlers_reach_the_program(smiley):
                 caught += 1
         print("caught", caught)
         """)
-    result = smiley("run", "prog.py", check=0)
+    result = smiley("run", *options, "prog.py", check=0)
     assert result.stdout == "caught 3\n"
     assert "internal error" not in result.stderr
     assert [e.code.name for e in smiley.events()].count("spin") > 3  # still tracing
 
 
-def test_interrupted_traceback_has_no_frames_of_ours(smiley):
+@pytest.mark.parametrize("options", [(), ("--calls-only",)])
+def test_interrupted_traceback_has_no_frames_of_ours(smiley, options):
     smiley.script("""\
         import os, signal
         def spin():
@@ -226,7 +229,7 @@ def test_interrupted_traceback_has_no_frames_of_ours(smiley):
                     os.kill(os.getpid(), signal.SIGINT)
         spin()
         """)
-    result = smiley("run", "prog.py")
+    result = smiley("run", *options, "prog.py")
     assert result.returncode == -signal.SIGINT
     assert "KeyboardInterrupt" in result.stderr
     assert "smiley_like" not in result.stderr
