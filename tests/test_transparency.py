@@ -252,3 +252,32 @@ def test_a_module_level_comprehension_keeps_its_variable(smiley):
         """)
     assert result.stdout == "['item-0', 'item-1', 'item-2']\n"
     assert result.stderr == ""
+
+
+def test_calls_only_follows_recursion_as_deep_as_python_allows(smiley):
+    """Python 3.11 runs Python calls without nesting C calls, so a program may raise
+    the recursion limit and go very deep, also in a thread with a small stack;
+    --calls-only's frame evaluation hook nests them, and must hand over to
+    sys.settrace before the C stack ends, losing nothing."""
+    source = """\
+        import sys, threading
+        sys.setrecursionlimit(200_000)
+        def down(n):
+            return 0 if n == 0 else 1 + down(n - 1)
+        results = []
+        threading.stack_size(512 * 1024)
+        worker = threading.Thread(target=lambda: results.append(down(3000)))
+        worker.start()
+        worker.join()
+        print(down(60_000), results)
+        """
+    plain = python(smiley.directory, smiley.script(source))
+    result = smiley.record(source, options=("--calls-only",))
+    assert result.stdout == plain.stdout == "60000 [3000]\n"
+    assert result.returncode == 0
+    events = [e for e in smiley.events() if e.code.name == "down"]
+    assert [e.kind for e in events].count(0) == [e.kind for e in events].count(2) == 63_002
+    assert max(e.depth for e in events) >= 60_001
+    notes = smiley.last_run().notes
+    if "frame evaluation hook" in smiley("show", "last").stdout:
+        assert "went on through sys.settrace" in notes

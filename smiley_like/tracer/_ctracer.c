@@ -28,6 +28,9 @@
 #include <frameobject.h>
 #include <math.h>
 #include <time.h>
+#if defined(__linux__) && defined(__GLIBC__)
+#include <pthread.h>
+#endif
 
 #if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030E0000
 #error "smiley-like's C tracer supports CPython 3.11 to 3.13"
@@ -3204,6 +3207,86 @@ monitoring_stop(PyObject *module, PyObject *unused)
 
 static _PyFrameEvalFunction fe_previous;   /* another tool's, or NULL: CPython's */
 static int fe_installed;
+static PyObject *fe_too_deep;   /* Recorder._frame_eval_too_deep, called once */
+
+/* Under the hook CPython no longer inlines calls: every Python call nests a
+ * C call of the interpreter loop, as before 3.11, so a program that raises
+ * the recursion limit and recurses deep, as 3.11 lets it, would run out of C
+ * stack (about 20,000 deep in an 8 MB main thread; far less in a thread made
+ * with a small threading.stack_size()).  Before a thread's stack is within
+ * a margin of its end, the recording goes on through sys.settrace, in every
+ * thread (fe_too_deep), and calls are inlined again.  The stack's bounds come
+ * from pthread_getattr_np where there is one; elsewhere the nesting of
+ * fe_eval is counted instead. */
+#define FE_STACK_MARGIN (1024 * 1024)
+#define FE_MAX_DEPTH 2000
+static _Thread_local char *fe_stack_low
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((tls_model("initial-exec")))
+#endif
+    ;
+static _Thread_local int fe_depth
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((tls_model("initial-exec")))
+#endif
+    ;
+
+/* The lowest address this thread's calls may reach under the hook, or NULL
+ * where the stack's bounds are not known (then fe_depth counts). */
+static char *
+fe_stack_limit(void)
+{
+#if defined(__linux__) && defined(__GLIBC__)
+    pthread_attr_t attr;
+    void *low;
+    size_t size, margin;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+        return NULL;
+    if (pthread_attr_getstack(&attr, &low, &size) != 0) {
+        pthread_attr_destroy(&attr);
+        return NULL;
+    }
+    pthread_attr_destroy(&attr);
+    margin = size / 2 < FE_STACK_MARGIN ? size / 2 : FE_STACK_MARGIN;
+    return (char *)low + margin;
+#else
+    return NULL;
+#endif
+}
+
+/* Whether this thread's C stack is too deep for the hook to go on. */
+static inline int
+fe_deep(void)
+{
+    char here;
+    if (fe_stack_low == NULL) {
+        fe_stack_low = fe_stack_limit();
+        if (fe_stack_low == NULL)
+            fe_stack_low = (char *)1;   /* not known: counted */
+    }
+    if (fe_stack_low == (char *)1)
+        return fe_depth > FE_MAX_DEPTH;
+    return &here < fe_stack_low;
+}
+
+/* Hand recording over to sys.settrace (Recorder._frame_eval_too_deep), once. */
+static void
+fe_give_up(void)
+{
+    PyObject *callback = fe_too_deep, *r, *type, *value, *tb;
+    if (callback == NULL)
+        return;
+    fe_too_deep = NULL;
+    PyErr_Fetch(&type, &value, &tb);
+    inside_tracer++;
+    r = PyObject_CallNoArgs(callback);
+    inside_tracer--;
+    if (r == NULL)
+        PyErr_WriteUnraisable(callback);
+    Py_XDECREF(r);
+    Py_DECREF(callback);
+    PyErr_Restore(type, value, tb);
+}
 
 static inline PyObject *
 fe_run(PyThreadState *tstate, _PyInterpreterFrame *iframe, int throwflag)
@@ -3314,6 +3397,10 @@ fe_eval(PyThreadState *tstate, _PyInterpreterFrame *iframe, int throwflag)
 
     if (t == NULL || inside_tracer || fe_skipped(t, (PyObject *)code))
         return fe_run(tstate, iframe, throwflag);
+    if (fe_deep()) {
+        fe_give_up();
+        return fe_run(tstate, iframe, throwflag);
+    }
     fresh = _PyInterpreterFrame_LASTI(iframe) < 0;
     /* A generator, coroutine or async generator being made runs only
      * RETURN_GENERATOR: no event, as under sys.settrace. */
@@ -3334,7 +3421,9 @@ fe_eval(PyThreadState *tstate, _PyInterpreterFrame *iframe, int throwflag)
     iframe->prev_instr = prev_instr;
     if (ft != NULL) {
         Py_XSETREF(frame->f_trace, (PyObject *)ft);
+        fe_depth++;
         result = fe_run(tstate, iframe, throwflag);
+        fe_depth--;
         if (mon_current() == t && !inside_tracer)
             result = fe_leave(t, frame, result);
     }
@@ -3348,12 +3437,14 @@ fe_eval(PyThreadState *tstate, _PyInterpreterFrame *iframe, int throwflag)
     return result;
 }
 
-/* frame_eval_start(): a new session, with fe_eval as the interpreter's frame
- * evaluation function. */
+/* frame_eval_start(too_deep): a new session, with fe_eval as the
+ * interpreter's frame evaluation function; too_deep() is called (once) if a
+ * thread's C stack gets too deep for it. */
 static PyObject *
-frame_eval_start(PyObject *module, PyObject *unused)
+frame_eval_start(PyObject *module, PyObject *too_deep)
 {
     PyInterpreterState *interp = PyInterpreterState_Get();
+    Py_XSETREF(fe_too_deep, Py_NewRef(too_deep));
     if (!fe_installed) {
         _PyFrameEvalFunction current = _PyInterpreterState_GetEvalFrameFunc(interp);
         fe_previous = current == _PyEval_EvalFrameDefault ? NULL : current;
@@ -3371,6 +3462,7 @@ frame_eval_stop(PyObject *module, PyObject *unused)
 {
     PyInterpreterState *interp = PyInterpreterState_Get();
     session_end();
+    Py_CLEAR(fe_too_deep);
     if (fe_installed) {
         if (_PyInterpreterState_GetEvalFrameFunc(interp) == fe_eval)
             _PyInterpreterState_SetEvalFrameFunc(
@@ -3399,13 +3491,38 @@ install_null_frame_eval(PyObject *module, PyObject *on)
     Py_RETURN_NONE;
 }
 
+/* install_in_thread(ident, tracer): PyEval_SetTrace for another thread. */
+static PyObject *
+install_in_thread(PyObject *module, PyObject *args)
+{
+    unsigned long ident;
+    PyObject *tracer;
+    PyThreadState *ts;
+    if (!PyArg_ParseTuple(args, "kO:install_in_thread", &ident, &tracer)
+            || !tracer_argument(tracer, "install_in_thread"))
+        return NULL;
+    for (ts = PyInterpreterState_ThreadHead(PyInterpreterState_Get()); ts != NULL;
+            ts = PyThreadState_Next(ts)) {
+        if (ts->thread_id == ident) {
+            if (_PyEval_SetTrace(ts, trace_func, tracer) < 0)
+                return NULL;
+            Py_RETURN_TRUE;
+        }
+    }
+    Py_RETURN_FALSE;
+}
+
 #define HOOK_METHODS \
     {"install_null_frame_eval", install_null_frame_eval, METH_O, \
      "install_null_frame_eval(on): a frame evaluation function that records nothing " \
      "(3.11), or CPython's own back."}, \
-    {"frame_eval_start", frame_eval_start, METH_NOARGS, \
-     "frame_eval_start(): record through the frame evaluation hook (PEP 523, 3.11), in a " \
-     "new session."}, \
+    {"frame_eval_start", frame_eval_start, METH_O, \
+     "frame_eval_start(too_deep): record through the frame evaluation hook (PEP 523, " \
+     "3.11), in a new session; too_deep() is called once if a thread's C stack gets too " \
+     "deep for it."}, \
+    {"install_in_thread", install_in_thread, METH_VARARGS, \
+     "install_in_thread(ident, tracer): make tracer the trace function of the thread " \
+     "with that ident; False if there is none (3.11)."}, \
     {"frame_eval_stop", frame_eval_stop, METH_NOARGS, \
      "frame_eval_stop(): end the session and take the hook away."},
 

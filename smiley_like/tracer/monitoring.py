@@ -72,10 +72,15 @@ def choose_hook(tracer, wanted="auto", calls_only=False):
 
 
 class FrameEval:
-    """The C tracer's frame evaluation function, installed for one recording."""
+    """The C tracer's frame evaluation function, installed for one recording.
 
-    def __init__(self):
-        _ctracer.frame_eval_start()
+    *too_deep* is called, once, when a thread's C stack gets too deep for it
+    (every call nests a C call under the hook): the recording must go on
+    through sys.settrace.
+    """
+
+    def __init__(self, too_deep):
+        _ctracer.frame_eval_start(too_deep)
 
     def traced(self, code):
         """Nothing to do: every frame reaches the hook."""

@@ -248,7 +248,7 @@ class Recorder:
         """Register the sys.monitoring callbacks or the frame evaluation hook, where
         that is the hook."""
         if self.hook == "frame-eval":
-            self._monitoring = monitoring.FrameEval()
+            self._monitoring = monitoring.FrameEval(self._frame_eval_too_deep)
         if self.hook != "monitoring":
             return
         try:
@@ -256,6 +256,22 @@ class Recorder:
         except RuntimeError as exc:  # no tool id free: the program uses them all
             self.hook, self._install = "settrace", _ctracer.install
             self._note(f"recorded through sys.settrace: {exc}")
+
+    def _frame_eval_too_deep(self):
+        """A thread's C stack nears its end under the frame evaluation hook.
+
+        Every Python call nests a C call there, so a program recursing as deep
+        as 3.11 lets it would crash: the recording goes on through
+        sys.settrace instead, in every thread, which inlines calls again.
+        Frames under way record their returns through their f_trace.
+        """
+        self._stop_monitoring()
+        self.hook, self._install = "settrace", _ctracer.install
+        for ident, tracer in list(self._tracers.items()):
+            if ident not in self._user_trace:  # displaced: the program's trace function stays
+                _ctracer.install_in_thread(ident, tracer)
+        self._note("went on through sys.settrace: the program's recursion went deeper than "
+                   "the frame evaluation hook's C stack allows")
 
     def _stop_monitoring(self):
         if self._monitoring is not None:
