@@ -2,7 +2,9 @@
  *
  * One Tracer per thread is installed with PyEval_SetTrace, so CPython calls
  * it directly for every event, with no Python-level call and without the
- * f_locals dict that sys.settrace's trampoline rebuilds at every event.  It
+ * f_locals dict that sys.settrace's trampoline rebuilds at every event.  (Or
+ * it hears of events through sys.monitoring on 3.12+, or, for --calls-only
+ * on 3.11, through the frame evaluation hook: see those sections.)  It
  * appends the very tuples the Python tracer appends (smiley_like/events.py)
  * to the publisher's buffer.  Decisions and text stay in Python, in one
  * place: which code is traced (Recorder._register_code, once per code object
