@@ -148,13 +148,16 @@ static int ensure_dicts(FrameTracer *ft);
 
 static PyTypeObject TracerType;
 static PyTypeObject FrameTracerType;
+/* A thread-local variable read on the hot path: no __tls_get_addr call. */
+#if defined(__GNUC__) || defined(__clang__)
+#define FAST_TLS static _Thread_local __attribute__((tls_model("initial-exec")))
+#else
+#define FAST_TLS static _Thread_local
+#endif
+
 /* Non-zero while this thread runs our event handling: a signal handler that
  * runs then is in our code, though the frame it is given is the program's. */
-static _Thread_local int inside_tracer
-#if defined(__GNUC__) || defined(__clang__)
-    __attribute__((tls_model("initial-exec")))  /* no __tls_get_addr call per event */
-#endif
-    ;
+FAST_TLS int inside_tracer;
 static PyObject *str_qualname;
 static PyObject *str_dots;
 
@@ -2894,16 +2897,8 @@ static PyTypeObject FrameTracerType = {
  * counts only while mon_tracer_session is mon_session: every start and stop
  * moves mon_session on, so no thread acts on a Tracer of an earlier run. */
 
-static _Thread_local Tracer *mon_tracer
-#if defined(__GNUC__) || defined(__clang__)
-    __attribute__((tls_model("initial-exec")))
-#endif
-    ;
-static _Thread_local uint64_t mon_tracer_session
-#if defined(__GNUC__) || defined(__clang__)
-    __attribute__((tls_model("initial-exec")))
-#endif
-    ;
+FAST_TLS Tracer *mon_tracer;
+FAST_TLS uint64_t mon_tracer_session;
 static uint64_t mon_session = 1;   /* odd: no session running */
 
 /* This thread's Tracer, if it was given one in the running session (a
@@ -3222,16 +3217,8 @@ static PyObject *fe_too_deep;   /* Recorder._frame_eval_too_deep, called once */
  * fe_eval is counted instead. */
 #define FE_STACK_MARGIN (1024 * 1024)
 #define FE_MAX_DEPTH 2000
-static _Thread_local char *fe_stack_low
-#if defined(__GNUC__) || defined(__clang__)
-    __attribute__((tls_model("initial-exec")))
-#endif
-    ;
-static _Thread_local int fe_depth
-#if defined(__GNUC__) || defined(__clang__)
-    __attribute__((tls_model("initial-exec")))
-#endif
-    ;
+FAST_TLS char *fe_stack_low;
+FAST_TLS int fe_depth;
 
 /* The lowest address this thread's calls may reach under the hook, or NULL
  * where the stack's bounds are not known (then fe_depth counts). */
