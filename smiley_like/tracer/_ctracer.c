@@ -114,9 +114,6 @@ typedef struct {
     Py_ssize_t max_depth;     /* Capture.max_depth */
     Py_ssize_t mark_elements; /* Capture._mark_elements: max_repr // 3 + 2 */
     unsigned char normal_exit[256];
-    int leaving;              /* a 'return' known to be normal (1) or by an exception
-                               * (-1), by the frame evaluation hook; 0: the frame's
-                               * last instruction tells */
     Bytes scratch;            /* the changes of the event being made, packed */
     Bytes chars;              /* container_text's text, as it is written */
     Py_ssize_t nchanges;      /* and their number */
@@ -135,6 +132,12 @@ typedef struct {
     PyObject *objs, *texts, *marks;   /* the state Capture works on; NULL until needed */
     PyObject *deep;                   /* name -> deep_mark of its value, or NULL */
     PyObject *ignored;                /* names never captured, or NULL */
+    int exc_pending;                  /* an 'exception' event since the frame's last line */
+    /* --calls-only: the frame's last 'exception' event, held until the frame
+     * ends, and written only if an exception ends it (type name, message,
+     * line); NULL if none */
+    PyObject *held_type, *held_message;
+    int held_line;
     Py_ssize_t nseen;
     void *block;                      /* owns the three arrays below, room for block_size locals */
     Py_ssize_t block_size;
@@ -976,6 +979,8 @@ frame_tracer_new(Tracer *t, CodeInfo *info, PyCodeObject *code)
     ft->is_module = info->is_module;
     ft->objs = ft->texts = ft->marks = ft->deep = NULL;
     ft->ignored = Py_XNewRef(info->ignored);
+    ft->exc_pending = 0;
+    ft->held_type = ft->held_message = NULL;
     ft->nseen = 0;
     ft->seen = ft->seen_text = NULL;
     ft->seen_stable = NULL;
@@ -2397,8 +2402,10 @@ error:
     return NULL;
 }
 
-/* Whether a frame at its 'return' event is left normally (1: returns or
- * yields) or by an exception (0), from its last instruction; -1 on error. */
+/* How a frame at its 'return' event is left, from its last instruction: 1
+ * returns, 2 yields, 0 an exception leaves it; -1 on error.  (A generator
+ * left by an exception thrown in at its yield is still at the yield: see
+ * handle_local_inner.) */
 static int
 left_normally(Tracer *t, PyCodeObject *code, PyFrameObject *frame)
 {
@@ -2415,33 +2422,62 @@ left_normally(Tracer *t, PyCodeObject *code, PyFrameObject *frame)
     lasti = _PyInterpreterFrame_LASTI(frame->f_frame);
     lasti = lasti < 0 ? (int)size - 1 : lasti * (int)sizeof(_Py_CODEUNIT);
     normal = lasti >= 0 && lasti < size && t->normal_exit[ops[lasti]];
+    if (normal && ops[lasti] == YIELD_VALUE)
+        normal = 2;
 #if PY_VERSION_HEX >= 0x030D0000
     /* 3.13 reports a yield at the RESUME just after its YIELD_VALUE */
     if (!normal && lasti >= 2 && lasti < size && ops[lasti] == RESUME
             && ops[lasti - 2] == YIELD_VALUE)
-        normal = 1;
+        normal = 2;
 #endif
     Py_DECREF(co_code);
     return normal;
 }
 
-/* A 'line', 'return' or 'exception' event of a traced frame.  0 or -1. */
+/* An 'exception' event: [type name, message], written as the list it is in
+ * Python, at *line* (0: the frame's).  0 or -1. */
+static int
+write_exception(Tracer *t, PyFrameObject *frame, int line, PyObject *qualname,
+                PyObject *message)
+{
+    int err, lineno = frame->f_lineno;
+    if (line > 0)
+        frame->f_lineno = line;
+    if (begin_event(t, EV_EXCEPTION, 5, frame) < 0 || reserve(&t->out->b, 1) < 0)
+        err = -1;
+    else {
+        PUT(&t->out->b, 0x92);
+        err = pack_obj(&t->out->b, qualname, 0) < 0 || pack_obj(&t->out->b, message, 0) < 0
+            ? -1 : 0;
+    }
+    frame->f_lineno = lineno;
+    if (err < 0) {
+        t->out->b.len = t->event_start;
+        return -1;
+    }
+    return end_event(t);
+}
+
+/* A 'line', 'return' or 'exception' event of a traced frame.  0 or -1.
+ * *exact*: a 'return' event's arg is NULL if and only if an exception leaves
+ * the frame (sys.monitoring, the frame evaluation hook, PyEval_SetTrace on
+ * 3.11); a trampoline's is None then too. */
 static int handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what,
-                              PyObject *arg);
+                              PyObject *arg, int exact);
 
 static int
-handle_local(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *arg)
+handle_local(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *arg, int exact)
 {
     int result;
     inside_tracer++;
     ft->tracer->stamp = take_stamp();
-    result = handle_local_inner(ft, frame, what, arg);
+    result = handle_local_inner(ft, frame, what, arg, exact);
     inside_tracer--;
     return result;
 }
 
 static int
-handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *arg)
+handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *arg, int exact)
 {
     Tracer *t = ft->tracer;
     PyCodeObject *code;
@@ -2451,6 +2487,13 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
     Py_INCREF(ft);
     Py_INCREF(t);
     code = frame_code(frame);
+    if (what == PyTrace_LINE) {
+        ft->exc_pending = 0;
+        if (t->calls_only) {   /* lines are on only to see this (below) */
+            frame->f_trace_lines = 0;
+            goto done;
+        }
+    }
     if (what == PyTrace_LINE || what == PyTrace_RETURN) {
         changed = Py_None;
         t->nchanges = 0;
@@ -2474,11 +2517,22 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
             }
         }
         else {
-            /* A frame left by an exception: its last instruction is not one
-             * it leaves by normally (recorder._left_normally). */
-            int normal = t->leaving ? t->leaving > 0 : left_normally(t, code, frame);
+            /* A frame left by an exception: the C hooks say so; through a
+             * trampoline, its last instruction is not one it leaves by
+             * normally, or it is a yield with an 'exception' event since its
+             * last line: thrown in, not caught (recorder._how_left). */
+            int normal = exact ? arg != NULL : left_normally(t, code, frame);
             if (normal < 0)
                 goto error;
+            if (normal == 2 && ft->exc_pending)
+                normal = 0;
+            ft->exc_pending = 0;
+            if (!normal && ft->held_type != NULL
+                    && write_exception(t, frame, ft->held_line, ft->held_type,
+                                       ft->held_message) < 0)
+                goto error;
+            Py_CLEAR(ft->held_type);
+            Py_CLEAR(ft->held_message);
             if (normal) {
                 PyObject *value = arg ? arg : Py_None, *text = atomic_text(t, value);
                 Py_ssize_t shown;
@@ -2519,21 +2573,25 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
             Py_XDECREF(message);
             goto error;
         }
-        /* [type name, message], written as the list it is in Python */
-        if (begin_event(t, EV_EXCEPTION, 5, frame) < 0 || reserve(&t->out->b, 1) < 0)
-            err = -1;
-        else {
-            PUT(&t->out->b, 0x92);
-            err = pack_obj(&t->out->b, qualname, 0) < 0 || pack_obj(&t->out->b, message, 0) < 0 ? -1 : 0;
+        ft->exc_pending = 1;
+        if (t->calls_only) {
+            /* held: written at the frame's end if an exception ends it */
+            Py_XSETREF(ft->held_type, qualname);
+            Py_XSETREF(ft->held_message, message);
+            ft->held_line = frame->f_lineno > 0 ? frame->f_lineno : PyFrame_GetLineNumber(frame);
+            /* where the 'return' event cannot tell (below), a line before
+             * the frame ends tells a yield that caught a thrown exception
+             * from one it left */
+            if (!exact)
+                frame->f_trace_lines = 1;
         }
-        Py_DECREF(qualname);
-        Py_DECREF(message);
-        if (err < 0)
-            t->out->b.len = t->event_start;
-        else
-            err = end_event(t);
-        if (err < 0)
-            goto error;
+        else {
+            err = write_exception(t, frame, 0, qualname, message);
+            Py_DECREF(qualname);
+            Py_DECREF(message);
+            if (err < 0)
+                goto error;
+        }
     }
     goto done;
 error:
@@ -2577,6 +2635,11 @@ call_foreign(PyObject *callback, PyFrameObject *frame, int what, PyObject *arg)
     return 0;
 }
 
+/* Whether a trace function's 'return' event has arg NULL exactly when an
+ * exception leaves the frame: on 3.11; from 3.12 sys.settrace's shim passes
+ * None then too. */
+#define TRACE_EXACT (PY_VERSION_HEX < 0x030C0000)
+
 /* The function CPython calls for every event of this thread. */
 static int
 trace_func(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
@@ -2593,7 +2656,7 @@ trace_func(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
     if (local == NULL)
         return 0;
     if (FrameTracer_Check(local))
-        return handle_local((FrameTracer *)local, frame, what, arg);
+        return handle_local((FrameTracer *)local, frame, what, arg, TRACE_EXACT);
     return call_foreign(local, frame, what, arg);
 }
 
@@ -2765,7 +2828,7 @@ Tracer_call(Tracer *self, PyObject *args, PyObject *kwds)
         /* not a frame we were asked about: the frame's own f_trace decides */
         PyObject *local = ((PyFrameObject *)frame)->f_trace;
         if (local != NULL && FrameTracer_Check(local)) {
-            if (handle_local((FrameTracer *)local, (PyFrameObject *)frame, what, arg) < 0)
+            if (handle_local((FrameTracer *)local, (PyFrameObject *)frame, what, arg, 0) < 0)
                 return NULL;
             return Py_NewRef(local);
         }
@@ -2803,6 +2866,7 @@ FrameTracer_traverse(FrameTracer *self, visitproc visit, void *arg)
     Py_VISIT(self->tracer); Py_VISIT(self->code_id);
     Py_VISIT(self->objs); Py_VISIT(self->texts); Py_VISIT(self->marks);
     Py_VISIT(self->deep); Py_VISIT(self->ignored);
+    Py_VISIT(self->held_type); Py_VISIT(self->held_message);
     for (i = 0; i < self->nseen; i++) {
         Py_VISIT(self->seen[i]);
         Py_VISIT(self->seen_text[i]);
@@ -2817,6 +2881,7 @@ FrameTracer_clear(FrameTracer *self)
     Py_CLEAR(self->tracer); Py_CLEAR(self->code_id);
     Py_CLEAR(self->objs); Py_CLEAR(self->texts); Py_CLEAR(self->marks);
     Py_CLEAR(self->deep); Py_CLEAR(self->ignored);
+    Py_CLEAR(self->held_type); Py_CLEAR(self->held_message);
     for (i = 0; i < self->nseen; i++) {
         Py_CLEAR(self->seen[i]);
         Py_CLEAR(self->seen_text[i]);
@@ -2854,7 +2919,7 @@ FrameTracer_call(FrameTracer *self, PyObject *args, PyObject *kwds)
         return Py_NewRef(self);
     what = event_code(event);
     if (what >= 0 && what != PyTrace_CALL
-            && handle_local(self, (PyFrameObject *)frame, what, arg) < 0)
+            && handle_local(self, (PyFrameObject *)frame, what, arg, 0) < 0)
         return NULL;
     return Py_NewRef(self);
 }
@@ -3009,7 +3074,7 @@ mon_local(PyObject *code, PyFrameObject *frame, int what, PyObject *arg, int dis
     if (local != NULL && FrameTracer_Check(local)) {
         if (what == PyTrace_LINE && !frame->f_trace_lines)
             Py_RETURN_NONE;
-        if (handle_local((FrameTracer *)local, frame, what, arg) < 0)
+        if (handle_local((FrameTracer *)local, frame, what, arg, 1) < 0)
             return NULL;
         Py_RETURN_NONE;
     }
@@ -3327,9 +3392,7 @@ fe_leave(Tracer *t, PyFrameObject *frame, PyObject *result)
         return result;
     Py_INCREF(ft);
     if (result != NULL) {
-        t->leaving = 1;
-        err = handle_local(ft, frame, PyTrace_RETURN, result);
-        t->leaving = 0;
+        err = handle_local(ft, frame, PyTrace_RETURN, result, 1);
         if (err < 0)   /* what a signal handler raised in our code: the program's now */
             Py_CLEAR(result);
     }
@@ -3352,14 +3415,11 @@ fe_leave(Tracer *t, PyFrameObject *frame, PyObject *result)
                 if (line > 0)
                     frame->f_lineno = line;
             }
-            err = handle_local(ft, frame, PyTrace_EXCEPTION, info);
+            err = handle_local(ft, frame, PyTrace_EXCEPTION, info, 1);
             frame->f_lineno = lineno;
             Py_DECREF(info);
-            if (err == 0) {
-                t->leaving = -1;
-                err = handle_local(ft, frame, PyTrace_RETURN, NULL);
-                t->leaving = 0;
-            }
+            if (err == 0)
+                err = handle_local(ft, frame, PyTrace_RETURN, NULL, 1);
         }
         if (err < 0) {   /* the new exception goes on in place of the frame's */
             Py_XDECREF(type);

@@ -49,11 +49,19 @@ _MAX_INTERNAL_ERRORS = 100
 TRACERS = ("c", "python")
 
 
-def _left_normally(code, lasti):
-    """At a 'return' event on instruction *lasti*: a return or a yield, not an exception."""
+def _how_left(code, lasti, exc_pending):
+    """At a 'return' event on instruction *lasti*: 1 a return, 2 a yield, 0 an exception.
+
+    sys.settrace passes None for an exception leaving as for a return of None:
+    an exception leaves on any instruction but those.  A generator that an
+    exception thrown in at its yield leaves is still at the yield: that is an
+    'exception' event (*exc_pending*) with no line since.
+    """
     op = code[lasti]
-    return op in _NORMAL_EXITS or (_YIELDED_AT_RESUME and op == _RESUME and lasti >= 2
-                                   and code[lasti - 2] == _YIELD_VALUE)
+    if op == _YIELD_VALUE or (_YIELDED_AT_RESUME and op == _RESUME and lasti >= 2
+                              and code[lasti - 2] == _YIELD_VALUE):
+        return 0 if exc_pending else 2
+    return 1 if op in _NORMAL_EXITS else 0
 
 
 def choose_tracer(name="auto"):
@@ -432,22 +440,46 @@ class Recorder:
                 internal_error(exc)
                 return None
 
+            # An 'exception' event since the frame's last line; with
+            # --calls-only, the last one, held until the frame ends and
+            # recorded only if an exception ends it (line, [type, message]).
+            exc_pending = False
+            held = None
+
             def trace_local(frame, event, arg):
+                nonlocal exc_pending, held
                 try:
                     if event == "line":
-                        append((LINE, thread_no, now(), frame.f_lineno,
-                                changes(frame.f_locals, objs, texts, marks) if trace_locals else None))
+                        exc_pending = False
+                        if calls_only:  # lines are on only to see this (below)
+                            frame.f_trace_lines = False
+                        else:
+                            append((LINE, thread_no, now(), frame.f_lineno,
+                                    changes(frame.f_locals, objs, texts, marks)
+                                    if trace_locals else None))
                     elif event == "return":
                         changed = changes(frame.f_locals, objs, texts, marks) \
                             if changed_locals else None
-                        if _left_normally(frame.f_code.co_code, frame.f_lasti):
+                        normal = _how_left(frame.f_code.co_code, frame.f_lasti, exc_pending)
+                        exc_pending = False
+                        if normal:
                             append((RETURN, thread_no, now(), frame.f_lineno, text(arg), changed))
                         else:
+                            if held is not None:
+                                append((EXCEPTION, thread_no, now(), *held))
                             append((RETURN, thread_no, now(), frame.f_lineno, None, changed,
                                     True))
+                        held = None
                     elif event == "exception":
-                        append((EXCEPTION, thread_no, now(), frame.f_lineno,
-                                [getattr(arg[0], "__qualname__", "?"), message(arg[1])]))
+                        exception = [getattr(arg[0], "__qualname__", "?"), message(arg[1])]
+                        exc_pending = True
+                        if calls_only:
+                            held = (frame.f_lineno, exception)
+                            # a line before the frame ends tells a yield that
+                            # caught a thrown exception from one it left
+                            frame.f_trace_lines = True
+                        else:
+                            append((EXCEPTION, thread_no, now(), frame.f_lineno, exception))
                     if len(buffer) > limit:
                         publisher.wait_for_room()
                 except BaseException as exc:
