@@ -3253,16 +3253,15 @@ monitoring_stop(PyObject *module, PyObject *unused)
  * own evaluation, which then runs at full speed, specialized instructions and
  * all.  What it costs: calls are no longer inlined in the interpreter loop.
  *
- * It sees what --calls-only records, and one thing less:
+ * It sees what --calls-only records:
  *
  *   the frame starts or resumes        'call', with the arguments
  *   it returns or yields a value       'return', with the value
  *   an exception leaves it             'exception' (type, value), then
  *                                      'return' as the exception leaves
  *
- * An exception caught in the frame it was raised in, or in the frame that
- * catches it, is not seen: --hook settrace records those 'exception' events
- * too.
+ * (--calls-only records only the exceptions that end calls, whatever the
+ * hook: see FrameTracer.held_type.)
  *
  * Each thread's Tracer is found as sys.monitoring's callbacks find theirs
  * (mon_current); threads without one cost a thread-local read per call. */

@@ -17,8 +17,8 @@ On Python 3.11, for ``--calls-only``: the frame evaluation hook (PEP 523).
 While a trace function is set, 3.11 runs every instruction through its slower
 tracing dispatch; a frame evaluation function is called only as each frame
 starts or resumes, and the frame then runs at full speed.  It sees calls,
-returns and the exceptions that leave a frame, not lines; an exception caught
-where it was raised is not seen (``--hook settrace`` records it).
+returns and the exceptions that leave a frame, not lines: what --calls-only
+records.
 """
 
 import sys
