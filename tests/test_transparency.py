@@ -281,3 +281,105 @@ def test_calls_only_follows_recursion_as_deep_as_python_allows(smiley):
     notes = smiley.last_run().notes
     if "frame evaluation hook" in smiley("show", "last").stdout:
         assert "went on through sys.settrace" in notes
+
+
+# What --calls-only's frame evaluation hook (Python 3.11) must get right; the
+# programs behave as under python whatever the tracer and hook.
+CALLS_ONLY_PROGRAMS = {
+    # throw() into a generator or coroutine that never started: the exception
+    # is already set when the frame is handed to the hook
+    "thrown into new frames": ("""\
+        import asyncio
+
+        def g():
+            try:
+                yield 1
+            finally:
+                pass
+
+        try:
+            g().throw(ValueError("boom"))
+        except ValueError as e:
+            print("caught", repr(e))
+
+        async def never_started():
+            await asyncio.sleep(1)
+
+        async def main():
+            task = asyncio.ensure_future(never_started())
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                print("cancelled")
+
+        asyncio.run(main())
+        """, "caught ValueError('boom')\ncancelled\n"),
+    # deep recursion in code that is not traced (the standard library)
+    "deep untraced recursion": ("""\
+        import copy, sys
+        sys.setrecursionlimit(1_000_000)
+        nested = current = []
+        for _ in range(60_000):
+            current.append([])
+            current = current[0]
+        copy.deepcopy(nested)
+        print("copied")
+        """, "copied\n"),
+    # a collection while the hook makes a new frame's frame object, whose
+    # finalizer reads the locals of every frame up the stack
+    "finalizers reading locals": ("""\
+        import gc, sys
+
+        class Junk:
+            def __del__(self):
+                frame = sys._getframe(1)
+                while frame is not None:
+                    frame.f_locals
+                    frame = frame.f_back
+
+        def make():
+            x = 42
+            def inner(a):
+                return a + x
+            return inner
+
+        inner = make()
+        gc.set_threshold(1)
+        total = 0
+        for i in range(2000):
+            junk = Junk()
+            junk.self = junk
+            del junk
+            total += inner(i)
+        print(total)
+        """, "2083000\n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CALLS_ONLY_PROGRAMS))
+def test_calls_only_programs_behave_as_under_python(smiley, name):
+    source, expected = CALLS_ONLY_PROGRAMS[name]
+    plain = python(smiley.directory, smiley.script(source))
+    result = smiley.record(source, options=("--calls-only",))
+    assert (result.stdout, result.returncode) == (plain.stdout, plain.returncode)
+    assert result.stdout == expected
+    assert "internal error" not in result.stderr
+
+
+def test_calls_only_records_a_thread_subclass_returning(smiley):
+    """A thread gets its Tracer as its run() starts: run()'s return is recorded too."""
+    smiley.record("""\
+        import threading
+
+        class Worker(threading.Thread):
+            def run(self):
+                self.result = 3
+
+        worker = Worker()
+        worker.start()
+        worker.join()
+        print(worker.result)
+        """, options=("--calls-only",))
+    runs = [e.kind for e in smiley.events() if e.code.name == "Worker.run"]
+    assert runs == [0, 2]

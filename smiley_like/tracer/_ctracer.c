@@ -3322,6 +3322,20 @@ fe_deep(void)
     return &here < fe_stack_low;
 }
 
+static PyObject *fe_eval(PyThreadState *tstate, _PyInterpreterFrame *iframe, int throwflag);
+
+static void
+fe_uninstall(void)
+{
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    if (!fe_installed)
+        return;
+    if (_PyInterpreterState_GetEvalFrameFunc(interp) == fe_eval)
+        _PyInterpreterState_SetEvalFrameFunc(
+            interp, fe_previous != NULL ? fe_previous : _PyEval_EvalFrameDefault);
+    fe_installed = 0;
+}
+
 /* Hand recording over to sys.settrace (Recorder._frame_eval_too_deep), once. */
 static void
 fe_give_up(void)
@@ -3334,8 +3348,12 @@ fe_give_up(void)
     inside_tracer++;
     r = PyObject_CallNoArgs(callback);
     inside_tracer--;
-    if (r == NULL)
+    if (r == NULL) {
+        /* the hook must go all the same, or the next calls crash */
         PyErr_WriteUnraisable(callback);
+        session_end();
+        fe_uninstall();
+    }
     Py_XDECREF(r);
     Py_DECREF(callback);
     PyErr_Restore(type, value, tb);
@@ -3344,8 +3362,12 @@ fe_give_up(void)
 static inline PyObject *
 fe_run(PyThreadState *tstate, _PyInterpreterFrame *iframe, int throwflag)
 {
-    return fe_previous != NULL ? fe_previous(tstate, iframe, throwflag)
-                               : _PyEval_EvalFrameDefault(tstate, iframe, throwflag);
+    PyObject *result;
+    fe_depth++;
+    result = fe_previous != NULL ? fe_previous(tstate, iframe, throwflag)
+                                 : _PyEval_EvalFrameDefault(tstate, iframe, throwflag);
+    fe_depth--;
+    return result;
 }
 
 /* Whether *code* is known not to be traced (a lookup that registers nothing). */
@@ -3371,11 +3393,18 @@ fe_frame_object(PyThreadState *tstate, _PyInterpreterFrame *iframe)
 {
     _PyInterpreterFrame *running = tstate->cframe->current_frame;
     PyFrameObject *frame;
+    int gc_was_on;
     if (iframe->frame_obj != NULL)
         return iframe->frame_obj;
     iframe->previous = running;
     tstate->cframe->current_frame = iframe;
+    /* no collection while a frame that has not started is the running one:
+     * a finalizer reading f_locals up the stack would read its free
+     * variables, not set yet */
+    gc_was_on = PyGC_Disable();
     frame = PyEval_GetFrame();
+    if (gc_was_on)
+        PyGC_Enable();
     tstate->cframe->current_frame = running;
     return frame != NULL && frame->f_frame == iframe ? frame : NULL;
 }
@@ -3440,15 +3469,34 @@ fe_eval(PyThreadState *tstate, _PyInterpreterFrame *iframe, int throwflag)
     _Py_CODEUNIT *prev_instr = iframe->prev_instr;
     PyFrameObject *frame;
     FrameTracer *ft;
-    PyObject *result;
+    PyObject *result, *type = NULL, *value = NULL, *tb = NULL;
     int fresh;
 
-    if (t == NULL || inside_tracer || fe_skipped(t, (PyObject *)code))
+    if (inside_tracer)
         return fe_run(tstate, iframe, throwflag);
-    if (fe_deep()) {
+    if (fe_deep()) {   /* in every frame: untraced code nests C calls too */
         fe_give_up();
         return fe_run(tstate, iframe, throwflag);
     }
+    if (t == NULL) {
+        /* A thread gets its Tracer from threading's settrace hook, at the
+         * 'call' of Thread.run(), which that records: the return is ours. */
+        PyFrameObject *late;
+        result = fe_run(tstate, iframe, throwflag);
+        if ((t = mon_current()) == NULL || inside_tracer
+                || (late = iframe->frame_obj) == NULL || late->f_trace == NULL
+                || !FrameTracer_Check(late->f_trace)
+                || ((FrameTracer *)late->f_trace)->tracer != t)
+            return result;
+        Py_INCREF(late);
+        Py_INCREF(t);
+        result = fe_leave(t, late, result);
+        Py_DECREF(t);
+        Py_DECREF(late);
+        return result;
+    }
+    if (fe_skipped(t, (PyObject *)code))
+        return fe_run(tstate, iframe, throwflag);
     fresh = _PyInterpreterFrame_LASTI(iframe) < 0;
     /* A generator, coroutine or async generator being made runs only
      * RETURN_GENERATOR: no event, as under sys.settrace. */
@@ -3458,20 +3506,33 @@ fe_eval(PyThreadState *tstate, _PyInterpreterFrame *iframe, int throwflag)
      * sys.settrace (the line of the event is that instruction's). */
     if (fresh)
         iframe->prev_instr = _PyCode_CODE(code) + code->_co_firsttraceable;
+    /* throw() and close(): the exception to raise in the frame is set; our
+     * work must neither see nor clear it (settrace's 'call' saves it too) */
+    if (throwflag)
+        PyErr_Fetch(&type, &value, &tb);
     frame = fe_frame_object(tstate, iframe);
     if (frame == NULL) {
         iframe->prev_instr = prev_instr;
+        if (throwflag)
+            PyErr_Restore(type, value, tb);
         return fe_run(tstate, iframe, throwflag);
     }
     Py_INCREF(frame);
     Py_INCREF(t);
     ft = handle_call(t, frame);
     iframe->prev_instr = prev_instr;
+    if (throwflag) {
+        if (PyErr_Occurred()) {   /* a signal handler's exception goes in instead */
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+        }
+        else
+            PyErr_Restore(type, value, tb);
+    }
     if (ft != NULL) {
         Py_XSETREF(frame->f_trace, (PyObject *)ft);
-        fe_depth++;
         result = fe_run(tstate, iframe, throwflag);
-        fe_depth--;
         if (mon_current() == t && !inside_tracer)
             result = fe_leave(t, frame, result);
     }
@@ -3508,15 +3569,9 @@ frame_eval_start(PyObject *module, PyObject *too_deep)
 static PyObject *
 frame_eval_stop(PyObject *module, PyObject *unused)
 {
-    PyInterpreterState *interp = PyInterpreterState_Get();
     session_end();
     Py_CLEAR(fe_too_deep);
-    if (fe_installed) {
-        if (_PyInterpreterState_GetEvalFrameFunc(interp) == fe_eval)
-            _PyInterpreterState_SetEvalFrameFunc(
-                interp, fe_previous != NULL ? fe_previous : _PyEval_EvalFrameDefault);
-        fe_installed = 0;
-    }
+    fe_uninstall();
     Py_RETURN_NONE;
 }
 

@@ -275,8 +275,10 @@ class Recorder:
         """
         self._stop_monitoring()
         self.hook, self._install = "settrace", _ctracer.install
+        alive = sys._current_frames()
         for ident, tracer in list(self._tracers.items()):
-            if ident not in self._user_trace:  # displaced: the program's trace function stays
+            # (displaced: the program's trace function stays)
+            if ident in alive and ident not in self._user_trace:
                 _ctracer.install_in_thread(ident, tracer)
         self._note("went on through sys.settrace: the program's recursion went deeper than "
                    "the frame evaluation hook's C stack allows")
