@@ -356,6 +356,11 @@ class Recorder:
         self._install(tracer)
         if self._monitoring is not None:
             _real_settrace(None)  # only here to learn of the thread
+            if self.hook == "monitoring":
+                # sys.monitoring tells us of this call next (sys.settrace's
+                # own tool is called first): recording it here too would
+                # make two.  The frame evaluation hook has let it pass.
+                return None
         return tracer(frame, event, arg)
 
     # -- the hot path --------------------------------------------------------
