@@ -81,7 +81,12 @@ typedef struct {
     PyObject *ignored;    /* strong or NULL: names never captured */
     int is_module;
     int resumable;
+    int32_t *lines;       /* traced code: the line of each code unit (co_lines),
+                           * LINE_UNKNOWN where it says nothing; NULL until needed */
+    Py_ssize_t nlines;
 } CodeInfo;
+
+#define LINE_UNKNOWN INT32_MIN
 
 typedef struct {
     PyObject_HEAD
@@ -712,15 +717,90 @@ static PyTypeObject EventBufferType = {
     .tp_as_sequence = &EventBuffer_as_sequence,
 };
 
+static CodeInfo *table_slot(CodeInfo *table, Py_ssize_t size, PyObject *code);
+static inline PyCodeObject *frame_code(PyFrameObject *frame);
+
+/* The line of each code unit of *slot*'s code, from co_lines(): what
+ * PyCode_Addr2Line answers, without its walk of the line table from the
+ * start at every call.  0, or -1 with an exception. */
+static __attribute__((noinline)) int
+build_lines(CodeInfo *slot)
+{
+    PyObject *ranges, *range;
+    Py_ssize_t n = Py_SIZE(slot->code), i;
+    int32_t *lines = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(int32_t));
+    if (lines == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (i = 0; i < n; i++)
+        lines[i] = LINE_UNKNOWN;
+    if ((ranges = PyObject_CallMethod(slot->code, "co_lines", NULL)) == NULL) {
+        PyMem_Free(lines);
+        return -1;
+    }
+    while ((range = PyIter_Next(ranges)) != NULL) {
+        Py_ssize_t start, end;
+        int32_t line = -1;
+        if (!PyTuple_Check(range) || PyTuple_GET_SIZE(range) != 3)
+            goto bad;
+        start = PyLong_AsSsize_t(PyTuple_GET_ITEM(range, 0)) / (Py_ssize_t)sizeof(_Py_CODEUNIT);
+        end = PyLong_AsSsize_t(PyTuple_GET_ITEM(range, 1)) / (Py_ssize_t)sizeof(_Py_CODEUNIT);
+        if (PyTuple_GET_ITEM(range, 2) != Py_None)
+            line = (int32_t)PyLong_AsLong(PyTuple_GET_ITEM(range, 2));
+        if (PyErr_Occurred())
+            goto bad;
+        for (i = start < 0 ? 0 : start; i < end && i < n; i++)
+            lines[i] = line;
+        Py_DECREF(range);
+    }
+    Py_DECREF(ranges);
+    if (PyErr_Occurred()) {
+        PyMem_Free(lines);
+        return -1;
+    }
+    slot->lines = lines;
+    slot->nlines = n;
+    return 0;
+bad:
+    Py_DECREF(range);
+    Py_DECREF(ranges);
+    PyMem_Free(lines);
+    if (!PyErr_Occurred())
+        PyErr_SetString(PyExc_TypeError, "co_lines() gave something else than 3-tuples");
+    return -1;
+}
+
+/* The frame's current line, as PyFrame_GetLineNumber returns it.  f_lineno
+ * is set while a trace function runs (3.11 to 3.13); the other hooks look
+ * the last instruction up in the code's line array. */
+static inline int
+frame_line(Tracer *t, PyFrameObject *frame)
+{
+    CodeInfo *slot;
+    int lasti;
+    if (frame->f_lineno > 0)
+        return frame->f_lineno;
+    lasti = _PyInterpreterFrame_LASTI(frame->f_frame);
+    if (lasti >= 0 && t->table_size) {
+        slot = table_slot(t->table, t->table_size, (PyObject *)frame_code(frame));
+        if (slot->code != NULL && slot->code_id != Py_None) {
+            if (slot->lines == NULL && build_lines(slot) < 0)
+                PyErr_Clear();   /* the slow way below */
+            if (slot->lines != NULL && lasti < slot->nlines && slot->lines[lasti] != LINE_UNKNOWN)
+                return slot->lines[lasti];
+        }
+    }
+    return PyFrame_GetLineNumber(frame);
+}
+
 /* Start an event of *fields* items: [kind, thread_no, t_ns, line_no, ...].
  * Inline in emit(): it is half of what an event costs. */
 static inline __attribute__((always_inline)) int
 begin_event(Tracer *t, int kind, int fields, PyFrameObject *frame)
 {
     Bytes *b = &t->out->b;
-    /* f_lineno is set while a trace function runs, and then it is what
-     * PyFrame_GetLineNumber returns (3.11 to 3.13) */
-    int line = frame->f_lineno > 0 ? frame->f_lineno : PyFrame_GetLineNumber(frame);
+    int line = frame_line(t, frame);
     long long now;
     char *p;
     t->event_start = b->len;
@@ -925,6 +1005,8 @@ code_info(Tracer *t, PyObject *code)
     slot->code_id = code_id;
     slot->ignored = NULL;
     slot->is_module = slot->resumable = 0;
+    slot->lines = NULL;
+    slot->nlines = 0;
     if (code_id != Py_None) {
         if ((found = PySet_Contains(t->module_codes, code_id)) < 0)
             goto fail;
@@ -2578,7 +2660,7 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
             /* held: written at the frame's end if an exception ends it */
             Py_XSETREF(ft->held_type, qualname);
             Py_XSETREF(ft->held_message, message);
-            ft->held_line = frame->f_lineno > 0 ? frame->f_lineno : PyFrame_GetLineNumber(frame);
+            ft->held_line = frame_line(t, frame);
             /* where the 'return' event cannot tell (below), a line before
              * the frame ends tells a yield that caught a thrown exception
              * from one it left */
@@ -2741,6 +2823,7 @@ table_clear(Tracer *self)
         Py_CLEAR(self->table[i].code);
         Py_CLEAR(self->table[i].code_id);
         Py_CLEAR(self->table[i].ignored);
+        PyMem_Free(self->table[i].lines);
     }
     PyMem_Free(self->table);
     self->table = NULL;
