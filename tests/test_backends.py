@@ -175,6 +175,24 @@ PROGRAMS = {
             yield 1
             yield 2
 
+        class Managed:
+            def __enter__(self):
+                return self
+            def __exit__(self, *exc):
+                return False
+
+        def managed():  # the with block's cleanup re-raises at the yield
+            with Managed():
+                yield 1
+
+        def quick():
+            return 1
+            yield
+
+        def both():  # yield from's StopIteration, then a yield on the same line
+            x = (yield from quick()) + (yield 2)
+            return x
+
         def run():
             try:
                 passes()
@@ -193,6 +211,15 @@ PROGRAMS = {
             k = once()
             next(k)
             k.close()
+            m = managed()
+            next(m)
+            m.close()
+            b = both()
+            next(b)
+            try:
+                b.send(3)
+            except StopIteration as stop:
+                assert stop.value == 4
             return caught()
 
         print(run())
@@ -658,6 +685,38 @@ def test_same_events_through_the_frame_evaluation_hook(smiley, name):
         streams[hook] = stream(smiley)
     assert len(streams["frame-eval"]) > 10
     assert streams["frame-eval"] == streams["settrace"]
+
+
+@with_frame_eval
+def test_frame_evaluation_hook_names_the_exception_that_leaves(smiley):
+    """sys.settrace never shows the exception leaving a frame: a tracer on it names
+    the frame's last 'exception' event, here one a finally block caught; the
+    frame evaluation hook sees the one that leaves (docs: how it works)."""
+    source = """\
+        class Leaving(Exception):
+            pass
+
+        def h():
+            try:
+                raise Leaving("out")
+            finally:
+                try:
+                    int("x")
+                except ValueError:
+                    pass
+
+        try:
+            h()
+        except Leaving:
+            print("caught")
+        """
+    told = {}
+    for hook in ("frame-eval", "settrace"):
+        smiley.record(source, options=("--tracer", "c", "--hook", hook, "--calls-only"))
+        told[hook] = [(e.kind, e.value[0] if e.kind == 3 else e.raised)
+                      for e in smiley.events() if e.code.name == "h"]
+    assert told["frame-eval"] == [(0, None), (3, "Leaving"), (2, "Leaving")]
+    assert told["settrace"] == [(0, None), (3, "ValueError"), (2, "ValueError")]
 
 
 @with_frame_eval

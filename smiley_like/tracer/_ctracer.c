@@ -137,7 +137,8 @@ typedef struct {
     PyObject *objs, *texts, *marks;   /* the state Capture works on; NULL until needed */
     PyObject *deep;                   /* name -> deep_mark of its value, or NULL */
     PyObject *ignored;                /* names never captured, or NULL */
-    int exc_pending;                  /* an 'exception' event since the frame's last line */
+    int thrown_at;                    /* the yield (byte offset) of an 'exception' event
+                                       * with no line at or before it since; -1 */
     /* --calls-only: the frame's last 'exception' event, held until the frame
      * ends, and written only if an exception ends it (type name, message,
      * line); NULL if none */
@@ -1061,7 +1062,7 @@ frame_tracer_new(Tracer *t, CodeInfo *info, PyCodeObject *code)
     ft->is_module = info->is_module;
     ft->objs = ft->texts = ft->marks = ft->deep = NULL;
     ft->ignored = Py_XNewRef(info->ignored);
-    ft->exc_pending = 0;
+    ft->thrown_at = -1;
     ft->held_type = ft->held_message = NULL;
     ft->nseen = 0;
     ft->seen = ft->seen_text = NULL;
@@ -2489,7 +2490,47 @@ error:
  * left by an exception thrown in at its yield is still at the yield: see
  * handle_local_inner.) */
 static int
-left_normally(Tracer *t, PyCodeObject *code, PyFrameObject *frame)
+at_yield(const unsigned char *ops, Py_ssize_t size, int lasti)
+{
+    if (lasti < 0 || lasti >= size)
+        return 0;
+#if PY_VERSION_HEX >= 0x030D0000
+    /* 3.13 reports a yield at the RESUME just after its YIELD_VALUE */
+    if (lasti >= 2 && ops[lasti] == RESUME && ops[lasti - 2] == YIELD_VALUE)
+        return 1;
+#endif
+    return ops[lasti] == YIELD_VALUE;
+}
+
+/* The frame's last instruction as a byte offset (-1: none run yet), whether
+ * it is a yield, and whether it ends a for loop, yield from or await (which
+ * swallow the StopIteration they report); -1 on error. */
+static int
+frame_at(PyCodeObject *code, PyFrameObject *frame, int *lasti, int *yield, int *consuming)
+{
+    PyObject *co_code = PyCode_GetCode(code);
+    const unsigned char *ops;
+    Py_ssize_t size;
+    int op;
+    if (co_code == NULL)
+        return -1;
+    size = PyBytes_GET_SIZE(co_code);
+    ops = (const unsigned char *)PyBytes_AS_STRING(co_code);
+    *lasti = _PyInterpreterFrame_LASTI(frame->f_frame);
+    *lasti = *lasti < 0 ? -1 : *lasti * (int)sizeof(_Py_CODEUNIT);
+    *yield = at_yield(ops, size, *lasti);
+    op = *lasti >= 0 && *lasti < size ? ops[*lasti] : -1;
+    *consuming = op == FOR_ITER || op == SEND
+#if PY_VERSION_HEX >= 0x030C0000
+        || op == END_SEND || op == END_FOR
+#endif
+        ;
+    Py_DECREF(co_code);
+    return 0;
+}
+
+static int
+left_normally(Tracer *t, FrameTracer *ft, PyCodeObject *code, PyFrameObject *frame)
 {
     PyObject *co_code = PyCode_GetCode(code);
     const unsigned char *ops;
@@ -2503,15 +2544,12 @@ left_normally(Tracer *t, PyCodeObject *code, PyFrameObject *frame)
      * co_code[-1], as in Python */
     lasti = _PyInterpreterFrame_LASTI(frame->f_frame);
     lasti = lasti < 0 ? (int)size - 1 : lasti * (int)sizeof(_Py_CODEUNIT);
-    normal = lasti >= 0 && lasti < size && t->normal_exit[ops[lasti]];
-    if (normal && ops[lasti] == YIELD_VALUE)
-        normal = 2;
-#if PY_VERSION_HEX >= 0x030D0000
-    /* 3.13 reports a yield at the RESUME just after its YIELD_VALUE */
-    if (!normal && lasti >= 2 && lasti < size && ops[lasti] == RESUME
-            && ops[lasti - 2] == YIELD_VALUE)
-        normal = 2;
-#endif
+    if (at_yield(ops, size, lasti))
+        /* thrown in at this yield and not caught: a with block's cleanup
+         * re-raises with the instruction put back */
+        normal = lasti == ft->thrown_at ? 0 : 2;
+    else
+        normal = lasti >= 0 && lasti < size && t->normal_exit[ops[lasti]];
     Py_DECREF(co_code);
     return normal;
 }
@@ -2570,9 +2608,18 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
     Py_INCREF(t);
     code = frame_code(frame);
     if (what == PyTrace_LINE) {
-        ft->exc_pending = 0;
+        if (ft->thrown_at >= 0) {
+            /* exception handlers lie after the yield: a line at or before
+             * it is the frame running on */
+            int lasti, yield, consuming;
+            if (frame_at(code, frame, &lasti, &yield, &consuming) < 0)
+                goto error;
+            if (lasti <= ft->thrown_at)
+                ft->thrown_at = -1;
+        }
         if (t->calls_only) {   /* lines are on only to see this (below) */
-            frame->f_trace_lines = 0;
+            if (ft->thrown_at < 0)
+                frame->f_trace_lines = 0;
             goto done;
         }
     }
@@ -2603,12 +2650,10 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
              * trampoline, its last instruction is not one it leaves by
              * normally, or it is a yield with an 'exception' event since its
              * last line: thrown in, not caught (recorder._how_left). */
-            int normal = exact ? arg != NULL : left_normally(t, code, frame);
+            int normal = exact ? arg != NULL : left_normally(t, ft, code, frame);
             if (normal < 0)
                 goto error;
-            if (normal == 2 && ft->exc_pending)
-                normal = 0;
-            ft->exc_pending = 0;
+            ft->thrown_at = -1;
             if (!normal && ft->held_type != NULL
                     && write_exception(t, frame, ft->held_line, ft->held_type,
                                        ft->held_message) < 0)
@@ -2655,17 +2700,34 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
             Py_XDECREF(message);
             goto error;
         }
-        ft->exc_pending = 1;
+        {
+            int lasti, yield, consuming;
+            if (frame_at(code, frame, &lasti, &yield, &consuming) < 0) {
+                Py_DECREF(qualname);
+                Py_DECREF(message);
+                goto error;
+            }
+            if (yield) {
+                ft->thrown_at = lasti;
+                /* where the 'return' event cannot tell (below), a line
+                 * before the frame ends tells a yield that caught a
+                 * thrown exception from one it left */
+                if (t->calls_only && !exact)
+                    frame->f_trace_lines = 1;
+            }
+            if (t->calls_only && consuming
+                    && PyTuple_GET_ITEM(arg, 0) == PyExc_StopIteration) {
+                /* a for loop's, yield from's or await's end: never leaves */
+                Py_DECREF(qualname);
+                Py_DECREF(message);
+                goto done;
+            }
+        }
         if (t->calls_only) {
             /* held: written at the frame's end if an exception ends it */
             Py_XSETREF(ft->held_type, qualname);
             Py_XSETREF(ft->held_message, message);
             ft->held_line = frame_line(t, frame);
-            /* where the 'return' event cannot tell (below), a line before
-             * the frame ends tells a yield that caught a thrown exception
-             * from one it left */
-            if (!exact)
-                frame->f_trace_lines = 1;
         }
         else {
             err = write_exception(t, frame, 0, qualname, message);

@@ -49,19 +49,28 @@ _MAX_INTERNAL_ERRORS = 100
 TRACERS = ("c", "python")
 
 
-def _how_left(code, lasti, exc_pending):
+_CONSUMING = frozenset(dis.opmap[name] for name in ("FOR_ITER", "SEND", "END_SEND", "END_FOR")
+                       if name in dis.opmap)
+
+
+def _at_yield(code, lasti):
+    op = code[lasti]
+    return op == _YIELD_VALUE or (_YIELDED_AT_RESUME and op == _RESUME and lasti >= 2
+                                  and code[lasti - 2] == _YIELD_VALUE)
+
+
+def _how_left(code, lasti, thrown_at):
     """At a 'return' event on instruction *lasti*: 1 a return, 2 a yield, 0 an exception.
 
     sys.settrace passes None for an exception leaving as for a return of None:
     an exception leaves on any instruction but those.  A generator that an
-    exception thrown in at its yield leaves is still at the yield: that is an
-    'exception' event (*exc_pending*) with no line since.
+    exception thrown in at its yield leaves is back at that yield (a with
+    block's cleanup re-raises with the instruction restored): *thrown_at* is
+    the yield of an 'exception' event with no line at or before it since.
     """
-    op = code[lasti]
-    if op == _YIELD_VALUE or (_YIELDED_AT_RESUME and op == _RESUME and lasti >= 2
-                              and code[lasti - 2] == _YIELD_VALUE):
-        return 0 if exc_pending else 2
-    return 1 if op in _NORMAL_EXITS else 0
+    if _at_yield(code, lasti):
+        return 0 if lasti == thrown_at else 2
+    return 1 if code[lasti] in _NORMAL_EXITS else 0
 
 
 def choose_tracer(name="auto"):
@@ -450,16 +459,20 @@ class Recorder:
             # An 'exception' event since the frame's last line; with
             # --calls-only, the last one, held until the frame ends and
             # recorded only if an exception ends it (line, [type, message]).
-            exc_pending = False
+            thrown_at = -1
             held = None
 
             def trace_local(frame, event, arg):
-                nonlocal exc_pending, held
+                nonlocal thrown_at, held
                 try:
                     if event == "line":
-                        exc_pending = False
+                        # exception handlers lie after the yield: a line at or
+                        # before it is the frame running on
+                        if thrown_at >= 0 and frame.f_lasti <= thrown_at:
+                            thrown_at = -1
                         if calls_only:  # lines are on only to see this (below)
-                            frame.f_trace_lines = False
+                            if thrown_at < 0:
+                                frame.f_trace_lines = False
                         else:
                             append((LINE, thread_no, now(), frame.f_lineno,
                                     changes(frame.f_locals, objs, texts, marks)
@@ -467,8 +480,8 @@ class Recorder:
                     elif event == "return":
                         changed = changes(frame.f_locals, objs, texts, marks) \
                             if changed_locals else None
-                        normal = _how_left(frame.f_code.co_code, frame.f_lasti, exc_pending)
-                        exc_pending = False
+                        normal = _how_left(frame.f_code.co_code, frame.f_lasti, thrown_at)
+                        thrown_at = -1
                         if normal:
                             append((RETURN, thread_no, now(), frame.f_lineno, text(arg), changed))
                         else:
@@ -479,13 +492,16 @@ class Recorder:
                         held = None
                     elif event == "exception":
                         exception = [getattr(arg[0], "__qualname__", "?"), message(arg[1])]
-                        exc_pending = True
-                        if calls_only:
+                        code, lasti = frame.f_code.co_code, frame.f_lasti
+                        if arg[0] is StopIteration and lasti >= 0 and code[lasti] in _CONSUMING:
+                            pass  # a for loop's, yield from's or await's end: never leaves
+                        elif calls_only:
                             held = (frame.f_lineno, exception)
-                            # a line before the frame ends tells a yield that
-                            # caught a thrown exception from one it left
-                            frame.f_trace_lines = True
-                        else:
+                        if lasti >= 0 and _at_yield(code, lasti):
+                            thrown_at = lasti  # thrown in at this yield
+                            if calls_only:  # see the line event above
+                                frame.f_trace_lines = True
+                        if not calls_only:
                             append((EXCEPTION, thread_no, now(), frame.f_lineno, exception))
                     if len(buffer) > limit:
                         publisher.wait_for_room()
