@@ -615,17 +615,26 @@ with_monitoring = pytest.mark.skipif(
 @pytest.mark.parametrize("name", ["functions", "generators", "exceptions", "throws", "threads"])
 def test_same_events_through_either_hook(smiley, name, options):
     """sys.monitoring's callbacks record what the same tracer records under sys.settrace."""
+    streams = streams_through(smiley, name, "monitoring", options)
+    assert streams["monitoring"] == streams["settrace"]
+
+
+_SHOWN = {"monitoring": r"c \(sys.monitoring\)", "frame-eval": r"c \(frame evaluation hook\)",
+          "settrace": r"c\s*\|"}
+
+
+def streams_through(smiley, name, hook, options):
+    """PROGRAMS[name]'s events, recorded by the C tracer through sys.settrace and *hook*."""
     plain = python(smiley.directory, smiley.script(PROGRAMS[name]))
     streams = {}
-    for hook in ("settrace", "monitoring"):
-        result = smiley("run", "--tracer", "c", "--hook", hook, *options, "prog.py", check=0)
-        assert result.stdout == plain.stdout
+    for each in ("settrace", hook):
+        result = smiley("run", "--tracer", "c", "--hook", each, *options, "prog.py", check=0)
+        assert (result.stdout, result.returncode) == (plain.stdout, plain.returncode)
         shown = smiley("show", "last").stdout
-        assert re.search(r"Tracer\s*\|\s*c \(sys.monitoring\)" if hook == "monitoring"
-                         else r"Tracer\s*\|\s*c\s*\|", shown), shown
-        streams[hook] = stream(smiley)
-    assert len(streams["monitoring"]) > 10
-    assert streams["monitoring"] == streams["settrace"]
+        assert re.search(r"Tracer\s*\|\s*" + _SHOWN[each], shown), shown
+        streams[each] = stream(smiley)
+    assert len(streams[hook]) > 10
+    return streams
 
 
 @with_monitoring
@@ -673,17 +682,7 @@ with_frame_eval = pytest.mark.skipif(
 def test_same_events_through_the_frame_evaluation_hook(smiley, name):
     """--calls-only through the frame evaluation hook records what it records
     through sys.settrace."""
-    plain = python(smiley.directory, smiley.script(PROGRAMS[name]))
-    streams = {}
-    for hook in ("settrace", "frame-eval"):
-        result = smiley("run", "--tracer", "c", "--hook", hook, "--calls-only", "prog.py",
-                        check=0)
-        assert (result.stdout, result.returncode) == (plain.stdout, plain.returncode)
-        shown = smiley("show", "last").stdout
-        assert re.search(r"Tracer\s*\|\s*c \(frame evaluation hook\)" if hook == "frame-eval"
-                         else r"Tracer\s*\|\s*c\s*\|", shown), shown
-        streams[hook] = stream(smiley)
-    assert len(streams["frame-eval"]) > 10
+    streams = streams_through(smiley, name, "frame-eval", ("--calls-only",))
     assert streams["frame-eval"] == streams["settrace"]
 
 
