@@ -63,12 +63,19 @@ class Smiley:
         finally:
             store.close()
 
-    def events(self, run="last"):
-        """All events of a run, as (kind, function, line, value) tuples plus the raw records."""
+    def events(self, run="last", function=None):
+        """All events of a run, or of one function only (the chunks without it are
+        not decoded: a run of millions of events is read in a moment)."""
         store = self.store()
         try:
             run_id = queries.resolve_run(store, run)
-            return list(queries.events(store, run_id))
+            code_map = queries.codes(store, run_id)
+            if function is None:
+                return list(queries.events(store, run_id, code_map=code_map))
+            ids = {code_id for code_id, code in code_map.items() if code.name == function}
+            return [event for event in queries.events(store, run_id, code_ids=ids,
+                                                      code_map=code_map)
+                    if event.code.name == function]
         finally:
             store.close()
 
