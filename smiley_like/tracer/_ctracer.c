@@ -2648,8 +2648,8 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
         else {
             /* A frame left by an exception: the C hooks say so; through a
              * trampoline, its last instruction is not one it leaves by
-             * normally, or it is a yield with an 'exception' event since its
-             * last line: thrown in, not caught (recorder._how_left). */
+             * normally, or it is the yield an exception was thrown in at
+             * (thrown_at) and did not get past (recorder._how_left). */
             int normal = exact ? arg != NULL : left_normally(t, ft, code, frame);
             if (normal < 0)
                 goto error;

@@ -456,9 +456,11 @@ class Recorder:
                 internal_error(exc)
                 return None
 
-            # An 'exception' event since the frame's last line; with
-            # --calls-only, the last one, held until the frame ends and
-            # recorded only if an exception ends it (line, [type, message]).
+            # The yield an exception was thrown in at, until a line at or
+            # before it shows the frame running on (-1: none); with
+            # --calls-only, the frame's last 'exception' event, held until the
+            # frame ends and recorded only if an exception ends it (line,
+            # [type, message]).
             thrown_at = -1
             held = None
 
