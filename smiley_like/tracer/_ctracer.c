@@ -772,27 +772,35 @@ bad:
     return -1;
 }
 
+/* The line of code unit *index* (>= 0) of traced *code*, as PyCode_Addr2Line
+ * answers: from the code's line array, built at the first need. */
+static inline int
+code_line(Tracer *t, PyCodeObject *code, int index)
+{
+    CodeInfo *slot;
+    if (t->table_size) {
+        slot = table_slot(t->table, t->table_size, (PyObject *)code);
+        if (slot->code != NULL && slot->code_id != Py_None) {
+            if (slot->lines == NULL && build_lines(slot) < 0)
+                PyErr_Clear();   /* the slow way below */
+            if (slot->lines != NULL && index < slot->nlines && slot->lines[index] != LINE_UNKNOWN)
+                return slot->lines[index];
+        }
+    }
+    return PyCode_Addr2Line(code, index * (int)sizeof(_Py_CODEUNIT));
+}
+
 /* The frame's current line, as PyFrame_GetLineNumber returns it.  f_lineno
  * is set while a trace function runs (3.11 to 3.13); the other hooks look
  * the last instruction up in the code's line array. */
 static inline int
 frame_line(Tracer *t, PyFrameObject *frame)
 {
-    CodeInfo *slot;
     int lasti;
     if (frame->f_lineno > 0)
         return frame->f_lineno;
     lasti = _PyInterpreterFrame_LASTI(frame->f_frame);
-    if (lasti >= 0 && t->table_size) {
-        slot = table_slot(t->table, t->table_size, (PyObject *)frame_code(frame));
-        if (slot->code != NULL && slot->code_id != Py_None) {
-            if (slot->lines == NULL && build_lines(slot) < 0)
-                PyErr_Clear();   /* the slow way below */
-            if (slot->lines != NULL && lasti < slot->nlines && slot->lines[lasti] != LINE_UNKNOWN)
-                return slot->lines[lasti];
-        }
-    }
-    return PyFrame_GetLineNumber(frame);
+    return lasti >= 0 ? code_line(t, frame_code(frame), lasti) : PyFrame_GetLineNumber(frame);
 }
 
 /* Start an event of *fields* items: [kind, thread_no, t_ns, line_no, ...].
@@ -2485,10 +2493,7 @@ error:
     return NULL;
 }
 
-/* How a frame at its 'return' event is left, from its last instruction: 1
- * returns, 2 yields, 0 an exception leaves it; -1 on error.  (A generator
- * left by an exception thrown in at its yield is still at the yield: see
- * handle_local_inner.) */
+/* Whether the instruction at byte offset *lasti* is a yield. */
 static int
 at_yield(const unsigned char *ops, Py_ssize_t size, int lasti)
 {
@@ -2502,56 +2507,42 @@ at_yield(const unsigned char *ops, Py_ssize_t size, int lasti)
     return ops[lasti] == YIELD_VALUE;
 }
 
-/* The frame's last instruction as a byte offset (-1: none run yet), whether
- * it is a yield, and whether it ends a for loop, yield from or await (which
- * swallow the StopIteration they report); -1 on error. */
+/* Where a frame is: its last instruction as a byte offset (-1, no
+ * instruction run yet, reads the last byte, as Python's code[f_lasti] does),
+ * that opcode, and whether it is a yield.  0, or -1 with an exception. */
 static int
-frame_at(PyCodeObject *code, PyFrameObject *frame, int *lasti, int *yield, int *consuming)
+frame_at(PyCodeObject *code, PyFrameObject *frame, int *lasti, int *op, int *yield)
 {
     PyObject *co_code = PyCode_GetCode(code);
     const unsigned char *ops;
     Py_ssize_t size;
-    int op;
     if (co_code == NULL)
         return -1;
     size = PyBytes_GET_SIZE(co_code);
     ops = (const unsigned char *)PyBytes_AS_STRING(co_code);
     *lasti = _PyInterpreterFrame_LASTI(frame->f_frame);
-    *lasti = *lasti < 0 ? -1 : *lasti * (int)sizeof(_Py_CODEUNIT);
+    *lasti = *lasti < 0 ? (int)size - 1 : *lasti * (int)sizeof(_Py_CODEUNIT);
+    *op = *lasti >= 0 && *lasti < size ? ops[*lasti] : -1;
     *yield = at_yield(ops, size, *lasti);
-    op = *lasti >= 0 && *lasti < size ? ops[*lasti] : -1;
-    *consuming = op == FOR_ITER || op == SEND
-#if PY_VERSION_HEX >= 0x030C0000
-        || op == END_SEND || op == END_FOR
-#endif
-        ;
     Py_DECREF(co_code);
     return 0;
 }
 
+/* How a frame at its 'return' event is left, from its last instruction: 1
+ * returns, 2 yields, 0 an exception leaves it; -1 on error.  (A generator
+ * left by an exception thrown in at its yield is still at the yield: see
+ * handle_local_inner.) */
 static int
 left_normally(Tracer *t, FrameTracer *ft, PyCodeObject *code, PyFrameObject *frame)
 {
-    PyObject *co_code = PyCode_GetCode(code);
-    const unsigned char *ops;
-    Py_ssize_t size;
-    int lasti, normal;
-    if (co_code == NULL)
+    int lasti, op, yield;
+    if (frame_at(code, frame, &lasti, &op, &yield) < 0)
         return -1;
-    size = PyBytes_GET_SIZE(co_code);
-    ops = (const unsigned char *)PyBytes_AS_STRING(co_code);
-    /* PyFrame_GetLasti without the call; -1 (no instruction run yet) reads
-     * co_code[-1], as in Python */
-    lasti = _PyInterpreterFrame_LASTI(frame->f_frame);
-    lasti = lasti < 0 ? (int)size - 1 : lasti * (int)sizeof(_Py_CODEUNIT);
-    if (at_yield(ops, size, lasti))
+    if (yield)
         /* thrown in at this yield and not caught: a with block's cleanup
          * re-raises with the instruction put back */
-        normal = lasti == ft->thrown_at ? 0 : 2;
-    else
-        normal = lasti >= 0 && lasti < size && t->normal_exit[ops[lasti]];
-    Py_DECREF(co_code);
-    return normal;
+        return lasti == ft->thrown_at ? 0 : 2;
+    return op >= 0 && t->normal_exit[op];
 }
 
 /* An 'exception' event: [type name, message], written as the list it is in
@@ -2611,8 +2602,8 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
         if (ft->thrown_at >= 0) {
             /* exception handlers lie after the yield: a line at or before
              * it is the frame running on */
-            int lasti, yield, consuming;
-            if (frame_at(code, frame, &lasti, &yield, &consuming) < 0)
+            int lasti, op, yield;
+            if (frame_at(code, frame, &lasti, &op, &yield) < 0)
                 goto error;
             if (lasti <= ft->thrown_at)
                 ft->thrown_at = -1;
@@ -2701,8 +2692,8 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
             goto error;
         }
         {
-            int lasti, yield, consuming;
-            if (frame_at(code, frame, &lasti, &yield, &consuming) < 0) {
+            int lasti, op, yield;
+            if (frame_at(code, frame, &lasti, &op, &yield) < 0) {
                 Py_DECREF(qualname);
                 Py_DECREF(message);
                 goto error;
@@ -2715,6 +2706,12 @@ handle_local_inner(FrameTracer *ft, PyFrameObject *frame, int what, PyObject *ar
                 if (t->calls_only && !exact)
                     frame->f_trace_lines = 1;
             }
+            /* the StopIteration a for loop, yield from or await swallows */
+            int consuming = op == FOR_ITER || op == SEND
+#if PY_VERSION_HEX >= 0x030C0000
+                || op == END_SEND || op == END_FOR
+#endif
+                ;
             if (t->calls_only && consuming
                     && PyTuple_GET_ITEM(arg, 0) == PyExc_StopIteration) {
                 /* a for loop's, yield from's or await's end: never leaves */
@@ -3584,7 +3581,9 @@ fe_leave(Tracer *t, PyFrameObject *frame, PyObject *result)
             int lineno = frame->f_lineno;
             if (tb != NULL && PyTraceBack_Check(tb)
                     && ((PyTracebackObject *)tb)->tb_frame == frame) {
-                int line = PyCode_Addr2Line(frame_code(frame), ((PyTracebackObject *)tb)->tb_lasti);
+                int line = code_line(t, frame_code(frame),
+                                     ((PyTracebackObject *)tb)->tb_lasti
+                                     / (int)sizeof(_Py_CODEUNIT));
                 if (line > 0)
                     frame->f_lineno = line;
             }
